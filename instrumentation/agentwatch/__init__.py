@@ -1,0 +1,61 @@
+"""agentwatch: OpenTelemetry spans, metrics, JSON logs and token cost for LLM agents.
+
+Zero-code: `opentelemetry-instrument python agent.py`. In code: `agentwatch.init()` once at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["init", "shutdown", "__version__"]
+
+_log = logging.getLogger("agentwatch")
+_lock = threading.Lock()
+_state: dict[str, Any] = {"initialized": False, "owned": [], "instrumentors": []}
+
+
+def init(
+    service_name: str | None = None,
+    *,
+    otlp_endpoint: str | None = None,
+    console: bool = False,
+    prometheus_port: int | None = None,
+    instrument: bool = True,
+) -> None:
+    """Set up OpenTelemetry for an agent and instrument the installed LLM clients. Idempotent.
+
+    Providers the application (or `opentelemetry-instrument`) already set are kept as they are; only the
+    missing ones are created: OTLP/HTTP export when `otlp_endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT` is
+    given, console export with `console=True`, a Prometheus endpoint with `prometheus_port`.
+    """
+    with _lock:
+        if _state["initialized"]:
+            return
+        from agentwatch import _setup
+
+        resource = _setup.resource(service_name)
+        endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        _state["owned"] = _setup.install_providers(resource, endpoint, console, prometheus_port)
+        if instrument:
+            _state["instrumentors"] = _setup.instrument_clients()
+        _state["initialized"] = True
+
+
+def shutdown() -> None:
+    """Flush and shut down the providers `init()` created, and remove the client patches."""
+    with _lock:
+        for instrumentor in _state["instrumentors"]:
+            try:
+                instrumentor.uninstrument()
+            except Exception:  # noqa: BLE001
+                _log.debug("agentwatch: uninstrument failed", exc_info=True)
+        for provider in _state["owned"]:
+            try:
+                provider.shutdown()
+            except Exception:  # noqa: BLE001
+                _log.debug("agentwatch: provider shutdown failed", exc_info=True)
+        _state.update(initialized=False, owned=[], instrumentors=[])

@@ -1,0 +1,459 @@
+"""Cost in USD of one LLM call, from the bundled `genai-prices` data plus the user's overrides.
+
+Why not just call `genai_prices.calc_price` per span: it costs tens of µs per call (Decimal arithmetic,
+unit decomposition, validation) on the span-end path of every LLM call. A `PriceBook` resolves a
+(provider, model) pair ONCE, memoizes the result in a bounded dict, and prices later calls with plain
+float arithmetic (about 1 µs). Prices that the float path cannot reproduce exactly (tiered prices, or
+price keys it does not know) keep genai-prices' own `ModelPrice.calc_price` for that model.
+
+Token semantics (OpenTelemetry GenAI conventions, and genai-prices' own):
+  * `input_tokens` is the TOTAL input, INCLUDING `cache_read_tokens` and `cache_write_tokens`;
+  * `output_tokens` is the TOTAL output, INCLUDING `reasoning_tokens`.
+genai-prices prices the most specific priced part first and the rest at the parent price, so
+  cost = (input - cache_read - cache_write) * input_price + cache_read * cache_read_price
+       + cache_write * cache_write_price + (output - reasoning) * output_price
+       + reasoning * reasoning_price [+ per-request fee]
+where a part without its own price (no `cache_read_mtok`, no `output_reasoning_mtok`, ...) is simply
+charged at its parent's price (input or output). A tiered price (`TieredPrices`) picks ONE rate for all
+tokens from the total `input_tokens` (a cliff, not marginal tiers).
+
+`cost()` returns None when the price is unknown (no such model, a model priced in non-token units such as
+audio hours or characters, an odd model string) and never 0.0 for "unknown". 0.0 is a KNOWN zero: a
+self-hosted model with price 0 in the override file, or a model genai-prices lists with no prices (free
+tiers such as OpenRouter `:free` models). Inconsistent usage (negative counts, cache parts larger than the
+input, reasoning larger than the output, missing input/output count) also gives None, so the caller marks
+the call `cost_unknown` instead of recording a wrong cost.
+
+Prices are resolved at lookup time ("now"). Time-dependent genai-prices data (a price change on a start
+date, off-peak hours) and an auto-updated genai-prices snapshot are re-resolved only when the memo is
+rebuilt: `PriceBook.clear()`, a new `PriceBook`, or eviction of the entry.
+
+Override file (path in env `AGENTWATCH_PRICES_FILE`): models the bundled data lacks or prices differently
+(fine-tuned, self-hosted, negotiated). An override WINS over bundled data. Format::
+
+    # prices in USD per million tokens
+    models:
+      - model: ft:gpt-4o-mini:acme::abc123     # exact model name (case-insensitive)
+        provider: openai                       # optional; omitted = any provider
+        input: 0.30
+        output: 1.20
+        cache_read: 0.15                       # optional; default = input price
+        cache_write: 0.375                     # optional; default = input price
+        reasoning: 1.20                        # optional; default = output price
+      - model_prefix: my-llama-                # prefix match instead of `model`
+        input: 0
+        output: 0
+
+`provider` matches the OTel `gen_ai.provider.name` (e.g. `aws.bedrock`) or its genai-prices id (`aws`).
+When several entries match, an exact `model` beats a `model_prefix`, a longer prefix beats a shorter one,
+and a provider-specific entry beats a provider-less one. Anything malformed (unknown keys, a missing or
+negative or non-numeric price, both or neither of model/model_prefix, duplicates) raises
+`PricingConfigError` naming the file, the entry and the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Final
+
+import yaml
+from genai_prices import Usage, data_snapshot
+from genai_prices.data_units import unit_data
+from genai_prices.types import ModelPrice, TieredPrices
+
+from .semconv import ENV_PRICES_FILE
+
+__all__ = ("TokenUsage", "PriceBook", "PricingConfigError", "default_price_book")
+
+_log = logging.getLogger(__name__)
+
+MEMO_MAX_ENTRIES: Final = 2048
+"""Memo bound per PriceBook: unbounded model strings (one per fine-tune, typos) cannot grow memory."""
+MAX_NAME_LENGTH: Final = 256
+"""Longer model/provider strings are not looked up nor memoized (no real model name is that long)."""
+
+# OTel `gen_ai.provider.name` -> genai-prices provider id. Names not listed go to genai-prices as they
+# are (its own provider matching); a provider it does not know means "search by model name".
+PROVIDER_IDS: Final[dict[str, str]] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "aws.bedrock": "aws",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "mistral_ai": "mistral",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "x_ai": "x-ai",
+    "cohere": "cohere",
+    "perplexity": "perplexity",
+}
+
+# Price keys of the units TokenUsage reports, and the genai-prices usage key each one prices.
+_INPUT, _OUTPUT = "input_mtok", "output_mtok"
+_CACHE_READ, _CACHE_WRITE, _REASONING = "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok"
+_REQUESTS = "requests_kcount"  # a flat fee per 1000 requests: every call is one request
+_REPORTED_USAGE_KEYS: Final = frozenset(
+    {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "output_reasoning_tokens"}
+)
+
+
+def _zero_price_keys() -> frozenset[str]:
+    """Price keys that add nothing to the cost of a TokenUsage, derived from genai-prices' unit registry.
+
+    genai-prices charges each priced unit its own count minus its priced descendants' counts. A unit
+    TokenUsage never reports (audio/image/video/text modality, cache-write TTLs, web searches, ...) has
+    count 0 unless one of the reported units is its descendant (its dimensions a superset) -- then
+    genai-prices would derive it, so it stays out of this set and falls back to genai-prices. (A "join"
+    of two reported units cannot arise: the reported units are either nested, like input/cache_read,
+    or conflict, like input/output.)
+    """
+    reported = [frozenset(unit_data[k].get("dimensions", {}).items()) for k in _REPORTED_USAGE_KEYS]
+    zero = set()
+    for usage_key, unit in unit_data.items():
+        if usage_key in _REPORTED_USAGE_KEYS or usage_key == "requests":
+            continue
+        dims = frozenset(unit.get("dimensions", {}).items())
+        if not any(dims <= r for r in reported):
+            zero.add(unit.get("price_key", usage_key))
+    return frozenset(zero)
+
+
+_FAST_KEYS: Final = frozenset({_INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _REASONING, _REQUESTS})
+_ZERO_KEYS: Final = _zero_price_keys()
+_PER_MTOK: Final = 1_000_000.0
+
+
+class PricingConfigError(ValueError):
+    """A malformed override file; the message names the file, the entry and what is wrong."""
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Token counts of one call, with OTel GenAI semantics (see the module docstring).
+
+    `input_tokens` includes the cache read/write parts; `output_tokens` includes `reasoning_tokens`.
+    A count the provider did not report may be None: None cache/reasoning counts mean 0, a None
+    input/output count makes `cost()` return None.
+    """
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class _GenaiPricesFallback:
+    """A model the float path cannot price exactly: genai-prices' own calculation, prices resolved once."""
+
+    __slots__ = ("model_price",)
+
+    def __init__(self, model_price: ModelPrice) -> None:
+        self.model_price = model_price
+
+    def cost(self, inp: int, out: int, cache_read: int, cache_write: int, reasoning: int) -> float:
+        usage = Usage(
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            output_reasoning_tokens=reasoning,
+        )
+        return float(self.model_price.calc_price(usage)["total_price"])
+
+
+# A memo entry is one of: per-token float prices (input, cache_read, cache_write, output, reasoning, and a
+# fee per call), a _GenaiPricesFallback, or None (no price known).
+_MISS: Final = object()
+
+
+@dataclass(frozen=True)
+class _Override:
+    pattern: str  # lower-cased model name or prefix
+    exact: bool
+    provider: str | None  # lower-cased
+    prices: tuple[float, float, float, float, float, float]
+
+
+class PriceBook:
+    """Prices LLM calls: user overrides first, then genai-prices data; one lookup per (provider, model)."""
+
+    def __init__(self, overrides_path: str | os.PathLike[str] | None = None) -> None:
+        self._overrides: tuple[_Override, ...] = (
+            _load_overrides(os.fspath(overrides_path)) if overrides_path is not None else ()
+        )
+        self._memo: dict[tuple[Any, Any], Any] = {}
+        self._max_entries = MEMO_MAX_ENTRIES
+        self._lock = threading.Lock()
+
+    def cost(self, provider: str, model: str, usage: TokenUsage) -> float | None:
+        """USD cost of one call; None when the price is unknown (never raises).
+
+        The hot path is a dict hit plus float arithmetic; the caller tries the response model first,
+        then the request model.
+        """
+        try:
+            entry = self._memo.get((provider, model), _MISS)
+            if entry is _MISS:
+                entry = self._lookup(provider, model)
+            if entry is None:
+                return None
+            inp = usage.input_tokens
+            out = usage.output_tokens
+            if inp is None or out is None:
+                return None
+            cache_read = usage.cache_read_tokens or 0
+            cache_write = usage.cache_write_tokens or 0
+            reasoning = usage.reasoning_tokens or 0
+            if (
+                min(inp, out, cache_read, cache_write, reasoning) < 0
+                or cache_read + cache_write > inp
+                or reasoning > out
+            ):
+                _log.debug("inconsistent token usage %r, cost unknown", usage)
+                return None
+            if type(entry) is tuple:
+                p_in, p_cache_read, p_cache_write, p_out, p_reasoning, fee = entry
+                return (
+                    (inp - cache_read - cache_write) * p_in
+                    + cache_read * p_cache_read
+                    + cache_write * p_cache_write
+                    + (out - reasoning) * p_out
+                    + reasoning * p_reasoning
+                    + fee
+                )
+            return entry.cost(inp, out, cache_read, cache_write, reasoning)
+        except Exception:  # pricing must never break the instrumented call
+            _log.debug("cannot price provider=%.64r model=%.64r", provider, model, exc_info=True)
+            return None
+
+    def has_price(self, provider: str, model: str) -> bool:
+        """Whether `cost()` can price this model (it may still return None for inconsistent usage)."""
+        try:
+            entry = self._memo.get((provider, model), _MISS)
+            if entry is _MISS:
+                entry = self._lookup(provider, model)
+            return entry is not None
+        except Exception:
+            return False
+
+    def clear(self) -> None:
+        """Forget every memoized price, so the next lookup re-resolves them (time-dependent prices)."""
+        with self._lock:
+            self._memo.clear()
+
+    def _lookup(self, provider: Any, model: Any) -> Any:
+        if not isinstance(model, str) or not model.strip() or len(model) > MAX_NAME_LENGTH:
+            return None  # not memoized: odd strings must not fill the memo
+        if provider is not None and (not isinstance(provider, str) or len(provider) > MAX_NAME_LENGTH):
+            return None
+        entry = self._resolve(provider, model)
+        with self._lock:
+            if len(self._memo) >= self._max_entries:
+                del self._memo[next(iter(self._memo))]  # FIFO eviction: bounded, and hits stay lock-free
+            self._memo[(provider, model)] = entry
+        return entry
+
+    def _resolve(self, provider: str | None, model: str) -> Any:
+        provider_l = provider.strip().lower() if provider else ""
+        provider_id = PROVIDER_IDS.get(provider_l, provider_l) or None
+        model_l = model.lower()
+        override = self._match_override(provider_l, provider_id, model_l)
+        if override is not None:
+            return override.prices
+        try:
+            return _resolve_bundled(provider_id, model_l)
+        except Exception:
+            _log.debug("genai-prices cannot price provider=%r model=%r", provider, model, exc_info=True)
+            return None
+
+    def _match_override(self, provider_l: str, provider_id: str | None, model_l: str) -> _Override | None:
+        best: _Override | None = None
+        best_rank: tuple[bool, int, bool] | None = None
+        for o in self._overrides:
+            if o.provider is not None and o.provider not in (provider_l, provider_id):
+                continue
+            if not (model_l == o.pattern if o.exact else model_l.startswith(o.pattern)):
+                continue
+            rank = (o.exact, len(o.pattern), o.provider is not None)
+            if best_rank is None or rank > best_rank:
+                best, best_rank = o, rank
+        return best
+
+
+def _resolve_bundled(provider_id: str | None, model_l: str) -> Any:
+    """Find the model in genai-prices' data and turn its current prices into a memo entry.
+
+    Mirrors `DataSnapshot.find_provider_model` without its unbounded per-model-string caches: the
+    provider by id (falling back to matching by model name when the id is unknown or absent), then the
+    provider's own model matching (which handles dated suffixes and fallback providers such as Azure ->
+    OpenAI).
+    """
+    snapshot = data_snapshot.get_snapshot()
+    found = data_snapshot.find_provider_by_id(snapshot.providers, provider_id) if provider_id else None
+    if found is None:
+        found = next(
+            (p for p in snapshot.providers if p.model_match is not None and p.model_match.is_match(model_l)),
+            None,
+        )
+    if found is None:
+        return None
+    model_info = found.find_model(model_l, all_providers=snapshot.providers)
+    if model_info is None:
+        return None
+    return _entry_for(model_info.get_prices(datetime.now(tz=timezone.utc)))
+
+
+def _entry_for(model_price: ModelPrice) -> Any:
+    prices = {k: v for k, v in vars(model_price).items() if not k.startswith("_") and v is not None}
+    if prices and not any(k.endswith("_mtok") for k in prices):
+        # Priced per audio hour, character, page, ...: token counts cannot price it, and genai-prices
+        # would answer 0 for a token-only usage -- a silent zero. Unknown instead.
+        return None
+    fast = all(
+        (k in _FAST_KEYS and isinstance(v, Decimal) and v.is_finite() and v >= 0) or k in _ZERO_KEYS
+        for k, v in prices.items()
+    ) and not any(isinstance(v, TieredPrices) for v in prices.values())
+    if not fast:
+        fallback = _GenaiPricesFallback(model_price)
+        fallback.cost(0, 0, 0, 0, 0)  # invalid price data raises here, once, and the model stays unpriced
+        return fallback
+    # An empty price set is genai-prices saying "free" (e.g. OpenRouter `:free` models): a known 0.0.
+    p_in = float(prices.get(_INPUT, 0)) / _PER_MTOK
+    p_out = float(prices.get(_OUTPUT, 0)) / _PER_MTOK
+    return (
+        p_in,
+        float(prices[_CACHE_READ]) / _PER_MTOK if _CACHE_READ in prices else p_in,
+        float(prices[_CACHE_WRITE]) / _PER_MTOK if _CACHE_WRITE in prices else p_in,
+        p_out,
+        float(prices[_REASONING]) / _PER_MTOK if _REASONING in prices else p_out,
+        float(prices.get(_REQUESTS, 0)) / 1000.0,
+    )
+
+
+# --- override file ---------------------------------------------------------------------------------------
+_PRICE_FIELDS: Final = ("input", "output", "cache_read", "cache_write", "reasoning")
+_ALLOWED_KEYS: Final = frozenset({"model", "model_prefix", "provider", *_PRICE_FIELDS})
+
+
+def _load_overrides(path: str) -> tuple[_Override, ...]:
+    """Parse and strictly validate the override YAML; any problem is a PricingConfigError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise PricingConfigError(f"{path}: cannot read price overrides: {e.strerror or e}") from e
+    except yaml.YAMLError as e:
+        raise PricingConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(doc, dict) or set(doc) != {"models"}:
+        raise PricingConfigError(
+            f"{path}: expected a mapping with exactly one key 'models' (a list of model prices), "
+            f"got {_describe(doc)}"
+        )
+    entries = doc["models"]
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise PricingConfigError(f"{path}: 'models' must be a list of model prices, got {_describe(entries)}")
+    overrides: list[_Override] = []
+    seen: dict[tuple[str, bool, str | None], int] = {}
+    for i, raw in enumerate(entries):
+        override = _parse_entry(path, i, raw)
+        key = (override.pattern, override.exact, override.provider)
+        if key in seen:
+            raise PricingConfigError(
+                f"{path}: models[{i}] ({_entry_name(raw)}): duplicate of models[{seen[key]}]"
+            )
+        seen[key] = i
+        overrides.append(override)
+    return tuple(overrides)
+
+
+def _parse_entry(path: str, i: int, raw: Any) -> _Override:
+    if not isinstance(raw, dict):
+        raise PricingConfigError(f"{path}: models[{i}]: expected a mapping, got {_describe(raw)}")
+    where = f"{path}: models[{i}] ({_entry_name(raw)})"
+    unknown = sorted(str(k) for k in raw if k not in _ALLOWED_KEYS)
+    if unknown:
+        raise PricingConfigError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(_ALLOWED_KEYS))}"
+        )
+    if ("model" in raw) == ("model_prefix" in raw):
+        raise PricingConfigError(f"{where}: give exactly one of 'model' (exact name) or 'model_prefix'")
+    name_key = "model" if "model" in raw else "model_prefix"
+    pattern = raw[name_key]
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise PricingConfigError(f"{where}: '{name_key}' must be a non-empty string, got {_describe(pattern)}")
+    provider = raw.get("provider")
+    if provider is not None and (not isinstance(provider, str) or not provider.strip()):
+        raise PricingConfigError(f"{where}: 'provider' must be a non-empty string, got {_describe(provider)}")
+    for required in ("input", "output"):
+        if required not in raw:
+            raise PricingConfigError(f"{where}: missing required price '{required}' (USD per million tokens)")
+    values: dict[str, float] = {}
+    for field in _PRICE_FIELDS:
+        if field not in raw:
+            continue
+        value = raw[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            hint = " (PyYAML reads 1e-6 as text: write 0.000001 or 1.0e-6)" if isinstance(value, str) else ""
+            raise PricingConfigError(
+                f"{where}: price '{field}' must be a number (USD per million tokens), got {_describe(value)}{hint}"
+            )
+        if not math.isfinite(value) or value < 0:
+            raise PricingConfigError(f"{where}: price '{field}' must be a finite number >= 0, got {value!r}")
+        values[field] = float(value) / _PER_MTOK
+    p_in, p_out = values["input"], values["output"]
+    prices = (
+        p_in,
+        values.get("cache_read", p_in),
+        values.get("cache_write", p_in),
+        p_out,
+        values.get("reasoning", p_out),
+        0.0,
+    )
+    return _Override(
+        pattern=pattern.strip().lower(),
+        exact=name_key == "model",
+        provider=provider.strip().lower() if provider is not None else None,
+        prices=prices,
+    )
+
+
+def _entry_name(raw: Any) -> str:
+    if isinstance(raw, dict):
+        for key in ("model", "model_prefix"):
+            if key in raw:
+                return f"{key} {str(raw[key])[:80]!r}"
+    return "unnamed"
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {str(value)[:80]!r}" if value is not None else "nothing"
+
+
+# --- process-wide instance ---------------------------------------------------------------------------------
+_default_book: PriceBook | None = None
+_default_lock = threading.Lock()
+
+
+def default_price_book() -> PriceBook:
+    """The process-wide PriceBook, built once on first use with the override file from env
+    AGENTWATCH_PRICES_FILE (if set). A malformed file raises PricingConfigError on every call until fixed."""
+    global _default_book
+    book = _default_book
+    if book is None:
+        with _default_lock:
+            if _default_book is None:
+                _default_book = PriceBook(os.environ.get(ENV_PRICES_FILE) or None)
+            book = _default_book
+    return book

@@ -1,0 +1,127 @@
+"""The telemetry contract: every span, metric and attribute name agentwatch emits or queries.
+
+Instrumentors, the span processor, the dashboard and alert generators all import names from here, so a
+name is spelled once. Names follow the OpenTelemetry GenAI semantic conventions (v1.41, now maintained in
+open-telemetry/semantic-conventions-genai); `agentwatch.*` names are ours, for what the conventions do not
+cover (cost, unpriced calls, unavailable usage).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Span and operation names -------------------------------------------------------------------------
+OP_CHAT: Final = "chat"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+# The inference operations: a span with one of these is an LLM call (a "step" of an agent run).
+INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, "text_completion", "generate_content", OP_EMBEDDINGS})
+
+PROVIDER_OPENAI: Final = "openai"
+PROVIDER_ANTHROPIC: Final = "anthropic"
+
+# --- gen_ai.* span attributes ---------------------------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
+
+TOKEN_TYPE_INPUT: Final = "input"
+TOKEN_TYPE_OUTPUT: Final = "output"
+
+# --- agentwatch's own span attributes -------------------------------------------------------------------
+AGENTWATCH_COST_USD: Final = "agentwatch.usage.cost_usd"
+AGENTWATCH_COST_UNKNOWN: Final = "agentwatch.usage.cost_unknown"
+AGENTWATCH_USAGE_UNAVAILABLE: Final = "agentwatch.usage.unavailable"
+AGENTWATCH_STREAM_OUTCOME: Final = "agentwatch.stream.outcome"  # completed | closed | abandoned | error
+AGENTWATCH_AGENT_TOOL_ERRORS: Final = "agentwatch.agent.tool_errors"
+GEN_AI_INVOKE_AGENT_INFERENCE_CALLS_ATTR: Final = "gen_ai.invoke_agent.inference_calls"
+GEN_AI_INVOKE_AGENT_TOOL_CALLS_ATTR: Final = "gen_ai.invoke_agent.tool_calls"
+
+# Values of error.type we set ourselves (otherwise the exception's class name or the HTTP status code).
+ERROR_STREAM_ABANDONED: Final = "stream_abandoned"
+ERROR_BUDGET_EXCEEDED: Final = "budget_exceeded"
+ERROR_OTHER: Final = "_OTHER"
+
+# --- Metric instruments ---------------------------------------------------------------------------------
+METRIC_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
+METRIC_INVOKE_AGENT_INFERENCE_CALLS: Final = "gen_ai.invoke_agent.inference_calls"
+METRIC_INVOKE_AGENT_TOOL_CALLS: Final = "gen_ai.invoke_agent.tool_calls"
+METRIC_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+METRIC_LLM_COST: Final = "agentwatch.llm.cost"
+METRIC_AGENT_COST: Final = "agentwatch.agent.cost"
+METRIC_AGENT_TOKEN_USAGE: Final = "agentwatch.agent.token.usage"
+METRIC_PRICING_UNPRICED_CALLS: Final = "agentwatch.pricing.unpriced_calls"
+METRIC_INTERNAL_ERRORS: Final = "agentwatch.internal.errors"
+
+UNIT_TOKEN: Final = "{token}"
+UNIT_SECONDS: Final = "s"
+UNIT_USD: Final = "USD"
+UNIT_CALL: Final = "{call}"
+UNIT_ERROR: Final = "{error}"
+
+# Semantic-convention advisory bucket boundaries.
+TOKEN_USAGE_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+TIME_TO_FIRST_CHUNK_BUCKETS: Final = DURATION_BUCKETS
+# Per-call cost in USD: a fine low end (cheap models cost fractions of a cent per call).
+LLM_CALL_COST_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+# Prometheus series names (what dashboards and alerts query). The Prometheus exporter and the collector
+# turn "." into "_" and append the unit ("_seconds", "_USD") and "_total" for counters.
+PROM_CLIENT_TOKEN_USAGE: Final = "gen_ai_client_token_usage"
+PROM_CLIENT_OPERATION_DURATION: Final = "gen_ai_client_operation_duration_seconds"
+PROM_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai_client_operation_time_to_first_chunk_seconds"
+PROM_INVOKE_AGENT_DURATION: Final = "gen_ai_invoke_agent_duration_seconds"
+PROM_INVOKE_AGENT_INFERENCE_CALLS: Final = "gen_ai_invoke_agent_inference_calls"
+PROM_INVOKE_AGENT_TOOL_CALLS: Final = "gen_ai_invoke_agent_tool_calls"
+PROM_EXECUTE_TOOL_DURATION: Final = "gen_ai_execute_tool_duration_seconds"
+PROM_LLM_COST: Final = "agentwatch_llm_cost_USD_total"
+PROM_AGENT_COST: Final = "agentwatch_agent_cost_USD"
+PROM_AGENT_TOKEN_USAGE: Final = "agentwatch_agent_token_usage"
+PROM_PRICING_UNPRICED_CALLS: Final = "agentwatch_pricing_unpriced_calls_total"
+
+# --- Log records (ECS field names, plus gen_ai.* for what ECS lacks) ------------------------------------
+LOG_EVENT_LLM_CALL: Final = "gen_ai.client.inference"
+LOG_EVENT_AGENT_RUN: Final = "gen_ai.invoke_agent"
+LOG_EVENT_TOOL_CALL: Final = "gen_ai.execute_tool"
+
+# --- Configuration environment variables ----------------------------------------------------------------
+ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+ENV_CONTENT_MAX_LENGTH: Final = "AGENTWATCH_CONTENT_MAX_LENGTH"
+ENV_STREAM_USAGE: Final = "AGENTWATCH_STREAM_USAGE"
+ENV_JSON_LOGS: Final = "AGENTWATCH_JSON_LOGS"
+ENV_PRICES_FILE: Final = "AGENTWATCH_PRICES_FILE"
+ENV_PROMETHEUS_PORT: Final = "AGENTWATCH_PROMETHEUS_PORT"

@@ -1,0 +1,150 @@
+"""Shared fixtures: the stub LLM server, and in-memory OpenTelemetry providers with both clients instrumented."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from agentwatch.demo.stub import StubServer  # noqa: E402
+from agentwatch.instrumentors import _inference  # noqa: E402
+from agentwatch.instrumentors.anthropic import AnthropicInstrumentor  # noqa: E402
+from agentwatch.instrumentors.openai import OpenAIInstrumentor  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stub():
+    with StubServer() as server:
+        yield server
+
+
+@dataclass
+class Captured:
+    spans: InMemorySpanExporter
+    metric_reader: InMemoryMetricReader
+    logs: InMemoryLogRecordExporter
+
+    def finished(self):
+        return list(self.spans.get_finished_spans())
+
+    def inference_spans(self):
+        return [s for s in self.finished() if s.attributes.get("gen_ai.operation.name")
+                and s.instrumentation_scope.name == "agentwatch"]
+
+    def only_span(self):
+        spans = self.inference_spans()
+        assert len(spans) == 1, [s.name for s in spans]
+        return spans[0]
+
+    def metric_points(self, name):
+        data = self.metric_reader.get_metrics_data()
+        points = []
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name == name:
+                        points.extend(metric.data.data_points)
+        return points
+
+    def log_records(self):
+        return [r.log_record for r in self.logs.get_finished_logs()]
+
+
+def _instrumented(monkeypatch, env: dict[str, str] | None = None):
+    for key in ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "AGENTWATCH_STREAM_USAGE",
+                "AGENTWATCH_JSON_LOGS", "AGENTWATCH_PRICES_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ANTHROPIC_OPEN_TELEMETRY", "false")
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    logs = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    _inference.reset_telemetry()
+    from agentwatch import pricing
+
+    if hasattr(pricing, "_reset_default_price_book"):
+        pricing._reset_default_price_book()
+    instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider,
+                                logger_provider=logger_provider)
+    return Captured(spans, reader, logs), instrumentors
+
+
+@pytest.fixture
+def otel(monkeypatch):
+    captured, instrumentors = _instrumented(monkeypatch)
+    yield captured
+    for instrumentor in instrumentors:
+        instrumentor.uninstrument()
+    _inference.reset_telemetry()
+
+
+@pytest.fixture
+def otel_factory(monkeypatch):
+    """Instrument with extra environment variables (content capture, stream usage injection, ...)."""
+    made = []
+
+    def make(**env):
+        captured, instrumentors = _instrumented(monkeypatch, env)
+        made.extend(instrumentors)
+        return captured
+
+    yield make
+    for instrumentor in made:
+        instrumentor.uninstrument()
+    _inference.reset_telemetry()
+
+
+@pytest.fixture
+def openai_client(stub):
+    import openai
+
+    return openai.OpenAI(base_url=stub.openai_base_url, api_key="sk-test-SECRETKEY0123456789", max_retries=0)
+
+
+@pytest.fixture
+def async_openai_client(stub):
+    import openai
+
+    return openai.AsyncOpenAI(base_url=stub.openai_base_url, api_key="sk-test-SECRETKEY0123456789", max_retries=0)
+
+
+@pytest.fixture
+def anthropic_client(stub):
+    import anthropic
+
+    return anthropic.Anthropic(base_url=stub.anthropic_base_url, api_key="sk-ant-SECRETKEY0123456789",
+                               max_retries=0)
+
+
+@pytest.fixture
+def async_anthropic_client(stub):
+    import anthropic
+
+    return anthropic.AsyncAnthropic(base_url=stub.anthropic_base_url, api_key="sk-ant-SECRETKEY0123456789",
+                                    max_retries=0)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
