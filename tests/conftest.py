@@ -80,10 +80,6 @@ def _instrumented(monkeypatch, env: dict[str, str] | None = None):
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     _inference.reset_telemetry()
-    from agentwatch import pricing
-
-    if hasattr(pricing, "_reset_default_price_book"):
-        pricing._reset_default_price_book()
     instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider,

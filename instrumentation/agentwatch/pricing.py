@@ -44,8 +44,8 @@ Override file (path in env `AGENTWATCH_PRICES_FILE`): models the bundled data la
         input: 0
         output: 0
 
-`provider` matches the OTel `gen_ai.provider.name` (e.g. `aws.bedrock`) or its genai-prices id (`aws`).
-When several entries match, an exact `model` beats a `model_prefix`, a longer prefix beats a shorter one,
+`provider` is an OTel `gen_ai.provider.name` or a genai-prices provider id; both sides are compared after
+mapping OTel names to genai-prices ids, so `aws.bedrock` and `aws` name the same provider. When several entries match, an exact `model` beats a `model_prefix`, a longer prefix beats a shorter one,
 and a provider-specific entry beats a provider-less one. Anything malformed (unknown keys, a missing or
 negative or non-numeric price, both or neither of model/model_prefix, duplicates) raises
 `PricingConfigError` naming the file, the entry and the problem.
@@ -97,7 +97,7 @@ PROVIDER_IDS: Final[dict[str, str]] = {
     "perplexity": "perplexity",
 }
 
-# Price keys of the units TokenUsage reports, and the genai-prices usage key each one prices.
+# Price keys of the units TokenUsage reports, plus a per-request fee; the float path prices exactly these.
 _INPUT, _OUTPUT = "input_mtok", "output_mtok"
 _CACHE_READ, _CACHE_WRITE, _REASONING = "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok"
 _REQUESTS = "requests_kcount"  # a flat fee per 1000 requests: every call is one request
@@ -130,6 +130,13 @@ def _zero_price_keys() -> frozenset[str]:
 _FAST_KEYS: Final = frozenset({_INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _REASONING, _REQUESTS})
 _ZERO_KEYS: Final = _zero_price_keys()
 _PER_MTOK: Final = 1_000_000.0
+_INF: Final = math.inf
+
+
+def _provider_id(provider: str) -> str | None:
+    """The genai-prices id for an OTel provider name; other names pass through, lower-cased."""
+    name = provider.strip().lower()
+    return PROVIDER_IDS.get(name, name) or None
 
 
 class PricingConfigError(ValueError):
@@ -180,7 +187,7 @@ _MISS: Final = object()
 class _Override:
     pattern: str  # lower-cased model name or prefix
     exact: bool
-    provider: str | None  # lower-cased
+    provider: str | None  # genai-prices id (OTel names mapped), lower-cased
     prices: tuple[float, float, float, float, float, float]
 
 
@@ -223,7 +230,7 @@ class PriceBook:
                 return None
             if type(entry) is tuple:
                 p_in, p_cache_read, p_cache_write, p_out, p_reasoning, fee = entry
-                return (
+                result = (
                     (inp - cache_read - cache_write) * p_in
                     + cache_read * p_cache_read
                     + cache_write * p_cache_write
@@ -231,7 +238,9 @@ class PriceBook:
                     + reasoning * p_reasoning
                     + fee
                 )
-            return entry.cost(inp, out, cache_read, cache_write, reasoning)
+            else:
+                result = entry.cost(inp, out, cache_read, cache_write, reasoning)
+            return result if 0.0 <= result < _INF else None  # NaN/inf token counts: unknown, not NaN
         except Exception:  # pricing must never break the instrumented call
             _log.debug("cannot price provider=%.64r model=%.64r", provider, model, exc_info=True)
             return None
@@ -264,10 +273,9 @@ class PriceBook:
         return entry
 
     def _resolve(self, provider: str | None, model: str) -> Any:
-        provider_l = provider.strip().lower() if provider else ""
-        provider_id = PROVIDER_IDS.get(provider_l, provider_l) or None
+        provider_id = _provider_id(provider) if provider else None
         model_l = model.lower()
-        override = self._match_override(provider_l, provider_id, model_l)
+        override = self._match_override(provider_id, model_l)
         if override is not None:
             return override.prices
         try:
@@ -276,11 +284,11 @@ class PriceBook:
             _log.debug("genai-prices cannot price provider=%r model=%r", provider, model, exc_info=True)
             return None
 
-    def _match_override(self, provider_l: str, provider_id: str | None, model_l: str) -> _Override | None:
+    def _match_override(self, provider_id: str | None, model_l: str) -> _Override | None:
         best: _Override | None = None
         best_rank: tuple[bool, int, bool] | None = None
         for o in self._overrides:
-            if o.provider is not None and o.provider not in (provider_l, provider_id):
+            if o.provider is not None and o.provider != provider_id:
                 continue
             if not (model_l == o.pattern if o.exact else model_l.startswith(o.pattern)):
                 continue
@@ -424,7 +432,7 @@ def _parse_entry(path: str, i: int, raw: Any) -> _Override:
     return _Override(
         pattern=pattern.strip().lower(),
         exact=name_key == "model",
-        provider=provider.strip().lower() if provider is not None else None,
+        provider=_provider_id(provider) if provider is not None else None,
         prices=prices,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Iterable
@@ -24,7 +25,7 @@ from agentwatch import semconv as sc
 from agentwatch.config import Settings
 from agentwatch.logs import emit as emit_log
 from agentwatch.logs import open_json_writer, redact
-from agentwatch.pricing import PriceBook, TokenUsage, default_price_book
+from agentwatch.pricing import PriceBook, PricingConfigError, TokenUsage
 
 _log = logging.getLogger("agentwatch")
 
@@ -117,8 +118,15 @@ class Telemetry:
         self._tracer_provider = tracer_provider
 
     def prices(self) -> PriceBook:
+        """The price book, built on first use; a malformed override file is reported once, and the
+        bundled prices are used instead, so telemetry keeps flowing."""
         if self.price_book is None:
-            self.price_book = default_price_book()
+            path = os.environ.get(sc.ENV_PRICES_FILE) or None
+            try:
+                self.price_book = PriceBook(path)
+            except PricingConfigError as exc:
+                _log.error("agentwatch: ignoring the price file: %s", exc)
+                self.price_book = PriceBook()
         return self.price_book
 
     def service_name(self) -> str | None:

@@ -1,0 +1,43 @@
+# agentwatch: `make demo` runs the main job on embedded defaults, `make test` runs every test.
+# Both work on a fresh machine: they create .venv, install the package with its test/demo extras and,
+# for the tests, the Prometheus and Alertmanager Debian packages when their binaries are missing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS := $(VENV)/extras
+
+.PHONY: demo test setup system-deps bench generate check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,demo]'
+	# opentelemetry-distro in a side folder: only the coexistence test puts it on PYTHONPATH
+	$(BIN)/python -m pip install -q --no-deps --target $(EXTRAS)/distro opentelemetry-distro
+	touch $@
+
+setup: $(STAMP)
+
+system-deps:
+	@if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null; then \
+		echo "installing prometheus and prometheus-alertmanager (Debian packages)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus prometheus-alertmanager >/dev/null; \
+	fi
+
+test: setup system-deps
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/agentwatch demo
+
+bench: setup
+	$(BIN)/python bench/bench_overhead.py
+	$(BIN)/python bench/bench_pricing.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
