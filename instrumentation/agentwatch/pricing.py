@@ -3,8 +3,10 @@
 Why not just call `genai_prices.calc_price` per span: it costs tens of µs per call (Decimal arithmetic,
 unit decomposition, validation) on the span-end path of every LLM call. A `PriceBook` resolves a
 (provider, model) pair ONCE, memoizes the result in a bounded dict, and prices later calls with plain
-float arithmetic (about 1 µs). Prices that the float path cannot reproduce exactly (tiered prices, or
-price keys it does not know) keep genai-prices' own `ModelPrice.calc_price` for that model.
+float arithmetic (about 1 µs; a tiered model adds one bisect over its few tier starts). Only prices the
+float path cannot model -- a price key it does not know, a non-integer tier start, a negative or
+non-finite price -- keep genai-prices' own `ModelPrice.calc_price` (~70 µs) for that model; no model in
+the bundled genai-prices data needs it today.
 
 Token semantics (OpenTelemetry GenAI conventions, and genai-prices' own):
   * `input_tokens` is the TOTAL input, INCLUDING `cache_read_tokens` and `cache_write_tokens`;
@@ -14,8 +16,15 @@ genai-prices prices the most specific priced part first and the rest at the pare
        + cache_write * cache_write_price + (output - reasoning) * output_price
        + reasoning * reasoning_price [+ per-request fee]
 where a part without its own price (no `cache_read_mtok`, no `output_reasoning_mtok`, ...) is simply
-charged at its parent's price (input or output). A tiered price (`TieredPrices`) picks ONE rate for all
-tokens from the total `input_tokens` (a cliff, not marginal tiers).
+charged at its parent's price (input or output).
+
+Tiered prices (`TieredPrices`: claude-sonnet-4-5, gemini-2.5-pro, gpt-5.4, ...) are a cliff, not marginal
+tiers, exactly as genai-prices' `calc_unit_price`: a tier applies when the call's TOTAL `input_tokens` is
+STRICTLY greater than the tier start (200_000 input tokens still pay the base rate, 200_001 pay the tier
+rate), and then its rate applies to ALL tokens of that priced part -- input, cache, output and reasoning
+alike, each part with its own tiers (the highest tier it has whose start is crossed; else its base). At
+lookup time the float path collects the sorted distinct tier starts of the model and one float rate
+vector per interval between them; a call picks its vector with `bisect_left(starts, input_tokens)`.
 
 `cost()` returns None when the price is unknown (no such model, a model priced in non-token units such as
 audio hours or characters, an odd model string) and never 0.0 for "unknown". 0.0 is a KNOWN zero: a
@@ -57,6 +66,7 @@ import logging
 import math
 import os
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -178,8 +188,23 @@ class _GenaiPricesFallback:
         return float(self.model_price.calc_price(usage)["total_price"])
 
 
+class _TieredRates:
+    """A tiered model's float prices: `rates[bisect_left(starts, input_tokens)]` is the rate vector of a call.
+
+    `starts` are the sorted distinct tier starts of all its priced parts; `rates[0]` applies up to and
+    including `starts[0]` input tokens, `rates[i]` when `starts[i-1] < input_tokens <= starts[i]` (and the
+    last one past the highest start). Each vector is laid out like a flat memo entry.
+    """
+
+    __slots__ = ("starts", "rates")
+
+    def __init__(self, starts: tuple[int, ...], rates: tuple[tuple[float, ...], ...]) -> None:
+        self.starts = starts
+        self.rates = rates
+
+
 # A memo entry is one of: per-token float prices (input, cache_read, cache_write, output, reasoning, and a
-# fee per call), a _GenaiPricesFallback, or None (no price known).
+# fee per call), a _TieredRates, a _GenaiPricesFallback, or None (no price known).
 _MISS: Final = object()
 
 
@@ -229,7 +254,13 @@ class PriceBook:
                 _log.debug("inconsistent token usage %r, cost unknown", usage)
                 return None
             if type(entry) is tuple:
-                p_in, p_cache_read, p_cache_write, p_out, p_reasoning, fee = entry
+                rates = entry
+            elif type(entry) is _TieredRates:
+                rates = entry.rates[bisect_left(entry.starts, inp)]  # cliff: tier applies when inp > start
+            else:
+                rates = None
+            if rates is not None:
+                p_in, p_cache_read, p_cache_write, p_out, p_reasoning, fee = rates
                 result = (
                     (inp - cache_read - cache_write) * p_in
                     + cache_read * p_cache_read
@@ -327,24 +358,56 @@ def _entry_for(model_price: ModelPrice) -> Any:
         # Priced per audio hour, character, page, ...: token counts cannot price it, and genai-prices
         # would answer 0 for a token-only usage -- a silent zero. Unknown instead.
         return None
-    fast = all(
-        (k in _FAST_KEYS and isinstance(v, Decimal) and v.is_finite() and v >= 0) or k in _ZERO_KEYS
-        for k, v in prices.items()
-    ) and not any(isinstance(v, TieredPrices) for v in prices.values())
-    if not fast:
+    if not all(k in _ZERO_KEYS or (k in _FAST_KEYS and _float_priceable(v)) for k, v in prices.items()):
         fallback = _GenaiPricesFallback(model_price)
         fallback.cost(0, 0, 0, 0, 0)  # invalid price data raises here, once, and the model stays unpriced
         return fallback
+    # Only the reported parts count: a tiered price of a part TokenUsage never reports (a _ZERO_KEYS key
+    # such as cache_write_1h_mtok) adds nothing, whatever its tiers.
+    fast = {k: v for k, v in prices.items() if k in _FAST_KEYS}
+    starts = sorted({t.start for v in fast.values() if isinstance(v, TieredPrices) for t in v.tiers})
     # An empty price set is genai-prices saying "free" (e.g. OpenRouter `:free` models): a known 0.0.
-    p_in = float(prices.get(_INPUT, 0)) / _PER_MTOK
-    p_out = float(prices.get(_OUTPUT, 0)) / _PER_MTOK
+    base = _rate_vector(fast, None)
+    if not starts:
+        return base
+    # Interval i >= 1 holds input_tokens in (starts[i-1], starts[i]]: exactly the tiers starting at or
+    # below starts[i-1] are crossed (genai-prices: `total_input_tokens > tier.start`).
+    return _TieredRates(tuple(starts), (base, *(_rate_vector(fast, crossed) for crossed in starts)))
+
+
+def _float_priceable(value: Any) -> bool:
+    """A finite, non-negative Decimal price, or TieredPrices made of such prices and int tier starts."""
+    if isinstance(value, TieredPrices):
+        return _float_priceable(value.base) and all(
+            type(t.start) is int and _float_priceable(t.price) for t in value.tiers
+        )
+    return isinstance(value, Decimal) and value.is_finite() and value >= 0
+
+
+def _applicable(price: Decimal | TieredPrices, crossed: int | None) -> Decimal:
+    """genai-prices' `calc_unit_price` tier choice for every total input above `crossed` (and at or below
+    the next tier start of the model); `crossed=None` is "no tier start crossed"."""
+    if not isinstance(price, TieredPrices):
+        return price
+    if crossed is not None:
+        for tier in reversed(price.tiers):  # the same scan as genai-prices, so ties resolve the same way
+            if tier.start <= crossed:
+                return tier.price
+    return price.base
+
+
+def _rate_vector(prices: dict[str, Any], crossed: int | None) -> tuple[float, float, float, float, float, float]:
+    """Per-token float prices (input, cache_read, cache_write, output, reasoning) and the fee per call."""
+    rate = {k: float(_applicable(v, crossed)) for k, v in prices.items()}
+    p_in = rate.get(_INPUT, 0.0) / _PER_MTOK
+    p_out = rate.get(_OUTPUT, 0.0) / _PER_MTOK
     return (
         p_in,
-        float(prices[_CACHE_READ]) / _PER_MTOK if _CACHE_READ in prices else p_in,
-        float(prices[_CACHE_WRITE]) / _PER_MTOK if _CACHE_WRITE in prices else p_in,
+        rate[_CACHE_READ] / _PER_MTOK if _CACHE_READ in rate else p_in,
+        rate[_CACHE_WRITE] / _PER_MTOK if _CACHE_WRITE in rate else p_in,
         p_out,
-        float(prices[_REASONING]) / _PER_MTOK if _REASONING in prices else p_out,
-        float(prices.get(_REQUESTS, 0)) / 1000.0,
+        rate[_REASONING] / _PER_MTOK if _REASONING in rate else p_out,
+        rate.get(_REQUESTS, 0.0) / 1000.0,
     )
 
 
