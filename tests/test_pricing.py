@@ -9,7 +9,7 @@ from decimal import Decimal
 import genai_prices
 import pytest
 from genai_prices import Usage, data_snapshot
-from genai_prices.types import ModelPrice, Provider, TieredPrices
+from genai_prices.types import ModelPrice, Provider, Tier, TieredPrices
 
 from agentwatch import pricing
 from agentwatch.pricing import PriceBook, PricingConfigError, TokenUsage, default_price_book
@@ -53,14 +53,19 @@ def _current_prices(model) -> dict[str, object]:
     return {k: v for k, v in vars(mp).items() if not k.startswith("_") and v is not None}
 
 
+def _is_tiered(prices: dict[str, object]) -> bool:
+    return any(isinstance(v, TieredPrices) for v in prices.values())
+
+
 def _tier_usages(prices: dict[str, object]) -> list[TokenUsage]:
-    """Usages just at and just past each tier threshold of the model (cliff pricing on total input)."""
+    """Usages just below, at and just past each tier threshold of the model (cliff pricing on total input)."""
     usages = []
     for value in prices.values():
         if isinstance(value, TieredPrices):
             for tier in value.tiers:
-                for n in (tier.start, tier.start + 1):
-                    usages.append(TokenUsage(n, 1_000, cache_read_tokens=n // 2, cache_write_tokens=n // 4))
+                for n in (tier.start - 1, tier.start, tier.start + 1):
+                    usages.append(TokenUsage(n, 1_000, cache_read_tokens=n // 2, cache_write_tokens=n // 4,
+                                             reasoning_tokens=300))
     return usages
 
 
@@ -90,16 +95,61 @@ def test_cost_equals_genai_prices_for_every_model(provider_id):
             assert got is not None, (model.id, usage)
             assert _close(got, float(expected.total_price)), (model.id, usage, got, expected.total_price)
             checked += 1
+            # ...and on the float path: no model of the bundled data needs genai-prices' own calculation,
+            # tiered ones (cliff on total input) included.
+            entry = book._memo[(provider_id, model.id)]
+            assert type(entry) in (tuple, pricing._TieredRates), (model.id, entry)
+            assert (type(entry) is pricing._TieredRates) == _is_tiered(prices), (model.id, entry)
     assert checked > 0
 
 
+def test_every_tiered_model_of_every_provider_takes_the_float_path():
+    """All TieredPrices models in the bundled data (claude-sonnet-4-5, gemini-2.5-pro, gpt-5.4, ...), any
+    provider: float path, equal to genai-prices just below, at and just past every tier start."""
+    tiered = 0
+    for provider in SNAPSHOT.providers:
+        book = PriceBook()
+        for model in provider.models:
+            prices = _current_prices(model)
+            if not _is_tiered(prices):
+                continue
+            for usage in BASE_USAGES + _tier_usages(prices):
+                try:
+                    expected = genai_prices.calc_price(_gp_usage(usage), model.id, provider_id=provider.id)
+                except LookupError:
+                    continue
+                got = book.cost(provider.id, model.id, usage)
+                assert got is not None and _close(got, float(expected.total_price)), (
+                    provider.id, model.id, usage, got, expected.total_price)
+                assert type(book._memo[(provider.id, model.id)]) is pricing._TieredRates, (provider.id, model.id)
+                tiered += 1
+    assert tiered > 100 * len(BASE_USAGES)
+
+
+def test_no_bundled_model_needs_the_genai_prices_fallback():
+    from datetime import datetime, timezone
+
+    now = datetime.now(tz=timezone.utc)
+    fallbacks = [
+        f"{p.id}:{m.id}"
+        for p in SNAPSHOT.providers
+        for m in p.models
+        if isinstance(pricing._entry_for(m.get_prices(now)), pricing._GenaiPricesFallback)
+    ]
+    assert fallbacks == []
+
+
 def test_most_models_take_the_float_path():
-    """The fast path must cover the common models; only tiered or exotic prices fall back."""
+    """The fast path must cover the common models, tiered ones too; only exotic prices fall back."""
     book = PriceBook()
     for provider, model in [("openai", "gpt-4o-mini"), ("openai", "gpt-4.1"), ("anthropic", "claude-3-5-haiku"),
                             ("anthropic", "claude-opus-4-1"), ("openai", "text-embedding-3-small")]:
         assert book.has_price(provider, model)
         assert type(book._memo[(provider, model)]) is tuple, model
+    for provider, model in [("anthropic", "claude-sonnet-4-5"), ("gcp.gemini", "gemini-2.5-pro"),
+                            ("anthropic", "claude-sonnet-4-5-20250929"), ("openai", "gpt-5.4")]:
+        assert book.has_price(provider, model)
+        assert type(book._memo[(provider, model)]) is pricing._TieredRates, model
 
 
 # --- provider names and model name resolution ---------------------------------------------------------------
@@ -225,7 +275,71 @@ def test_tiered_model_across_the_tier_boundary():
     assert _close(at, (200_000 * base + 1_000 * out_base) / 1e6)
     # A cliff: past the threshold EVERY token, input and output, takes the tier rate.
     assert _close(past, (200_001 * tier + 1_000 * out_tier) / 1e6)
-    assert isinstance(book._memo[("anthropic", "claude-sonnet-4-5")], pricing._GenaiPricesFallback)
+    entry = book._memo[("anthropic", "claude-sonnet-4-5")]
+    assert type(entry) is pricing._TieredRates and entry.starts == (200_000,)  # the float path, not genai-prices
+
+
+def test_tiered_float_path_mirrors_calc_unit_price():
+    """Synthetic prices beyond the bundled data: several tiers, different starts per part, a tie at one
+    start, a tiered per-request fee, a tiered part TokenUsage never reports. Every input count around every
+    start must price as genai-prices' ModelPrice.calc_price (tier applies when input_tokens > start)."""
+    mp = ModelPrice(
+        input_mtok=TieredPrices(Decimal("1"), [Tier(100, Decimal("2")), Tier(300, Decimal("4"))]),
+        cache_read_mtok=TieredPrices(Decimal("0.1"), [Tier(300, Decimal("0.3")), Tier(300, Decimal("0.5"))]),
+        cache_write_mtok=TieredPrices(Decimal("1.25"), [Tier(100, Decimal("2.5"))]),
+        output_mtok=TieredPrices(Decimal("10"), [Tier(200, Decimal("20"))]),
+        output_reasoning_mtok=Decimal("7"),
+        requests_kcount=TieredPrices(Decimal("5"), [Tier(0, Decimal("6")), Tier(250, Decimal("8"))]),
+        cache_write_1h_mtok=TieredPrices(Decimal("9"), [Tier(50, Decimal("99"))]),
+    )
+    entry = pricing._entry_for(mp)
+    assert type(entry) is pricing._TieredRates and entry.starts == (0, 100, 200, 250, 300)
+    book = PriceBook()
+    book._memo[("synthetic", "tiered")] = entry
+    for n in sorted({s + d for s in (0, 50, 100, 200, 250, 300) for d in (-1, 0, 1)} | {1_000}):
+        if n < 0:
+            continue
+        usage = TokenUsage(n, 40, cache_read_tokens=n // 2, cache_write_tokens=n // 5, reasoning_tokens=15)
+        expected = float(mp.calc_price(_gp_usage(usage))["total_price"])
+        assert _close(book.cost("synthetic", "tiered", usage), expected), (n, expected)
+
+
+@pytest.mark.filterwarnings("ignore:Unsupported price key:UserWarning")
+def test_price_keys_outside_the_registry_fall_back_to_genai_prices():
+    # A price key genai-prices' unit registry does not know (newer data than this code): genai-prices warns
+    # and ignores it; agentwatch does not guess and keeps genai-prices' own calculation for the model.
+    mp = ModelPrice(
+        input_mtok=TieredPrices(Decimal("1"), [Tier(100, Decimal("2"))]),
+        output_mtok=Decimal("3"),
+        hologram_mtok=Decimal("5"),
+    )
+    entry = pricing._entry_for(mp)
+    assert type(entry) is pricing._GenaiPricesFallback
+    book = PriceBook()
+    book._memo[("synthetic", "odd")] = entry
+    for n in (100, 101):
+        usage = TokenUsage(n, 10, cache_read_tokens=7)
+        assert _close(book.cost("synthetic", "odd", usage), float(mp.calc_price(_gp_usage(usage))["total_price"]))
+    assert book.cost("synthetic", "odd", TokenUsage(10, 11, reasoning_tokens=12)) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"input_mtok": TieredPrices(Decimal("1"), [Tier(Decimal("100.5"), Decimal("2"))])},  # non-int start
+        {"input_mtok": TieredPrices(Decimal("1"), [Tier(-1, Decimal("2"))])},
+        {"input_mtok": TieredPrices(Decimal("1"), [Tier(100, Decimal("-2"))])},
+        {"output_mtok": TieredPrices(Decimal("NaN"), [])},
+        {"cache_write_mtok": Decimal("1"), "cache_write_1h_mtok": Decimal("-1")},  # never reported: validated
+        {"cache_write_1h_mtok": Decimal("1")},  # a priced part without its parent's (cache_write) price
+    ],
+)
+def test_price_data_genai_prices_rejects_leaves_the_model_unpriced(bad):
+    mp = ModelPrice(**{"input_mtok": Decimal("1"), "output_mtok": Decimal("2"), **bad})
+    with pytest.raises(ValueError):
+        mp.calc_price(_gp_usage(TokenUsage(1_000, 10)))
+    with pytest.raises(ValueError):
+        pricing._entry_for(mp)  # PriceBook._resolve turns this into None: unpriced, never a wrong cost
 
 
 def test_tiered_gemini_matches_genai_prices():
@@ -292,7 +406,7 @@ def test_odd_provider_never_raises(provider):
 def test_inconsistent_usage_is_unknown_not_an_error(usage):
     book = PriceBook()
     assert book.cost("openai", "gpt-4o-mini", usage) is None
-    assert book.cost("anthropic", "claude-sonnet-4-5", usage) is None  # genai-prices fallback path too
+    assert book.cost("anthropic", "claude-sonnet-4-5", usage) is None  # tiered float path too
 
 
 def test_none_cache_and_reasoning_counts_mean_zero():

@@ -16,7 +16,6 @@ import struct
 import subprocess
 import sys
 import time
-import warnings
 
 import anthropic
 import httpx
@@ -467,12 +466,19 @@ def test_forced_status_on_streams(oai, anth):
 
 
 def test_retries_follow_retry_after(stub):
+    # The SDKs ignore `retry-after: 0`, so fast retry tests set a small positive value.
+    headers = {"x-stub-status": "429", "x-stub-retry-after": "0.01"}
     client = openai.OpenAI(base_url=stub.openai_base_url, api_key="test", max_retries=2)
     start = time.monotonic()
-    with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(model="gpt-4o", messages=PROMPT, extra_headers={"x-stub-status": "429"})
-    assert time.monotonic() - start < 2  # retry-after: 0 means no backoff sleep
-    assert len(stub.requests) == 3
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(model="gpt-4o", messages=PROMPT, extra_headers=headers)
+    assert err.value.response.headers["retry-after"] == "0.01"
+    aclient = anthropic.Anthropic(base_url=stub.anthropic_base_url, api_key="test", max_retries=2)
+    with pytest.raises(anthropic.InternalServerError):
+        aclient.messages.create(model=CLAUDE, max_tokens=10, messages=PROMPT,
+                                extra_headers={**headers, "x-stub-status": "503"})
+    assert time.monotonic() - start < 0.4
+    assert [r["headers"]["x-stainless-retry-count"] for r in stub.requests] == ["0", "1", "2"] * 2
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic warns when re-serialising garbage
@@ -722,22 +728,19 @@ def test_keep_alive_connection_reuse(stub):
 
 def test_cli_serves_until_sigterm():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "agentwatch.demo.stub", "--port", "0", "--seed", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert "http://127.0.0.1:" in line, line + proc.stderr.read()
-        url = line.split()[-1]
-        assert httpx.get(url + "/healthz").json() == {"status": "ok"}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            client = openai.OpenAI(base_url=url + "/v1", api_key="test", max_retries=0)
-            assert client.chat.completions.create(model="gpt-4o", messages=PROMPT).choices
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    ) as proc:
+        try:
+            line = proc.stdout.readline()
+            assert "http://127.0.0.1:" in line, line + proc.stderr.read()
+            url = line.split()[-1]
+            assert httpx.get(url + "/healthz").json() == {"status": "ok"}
+            with openai.OpenAI(base_url=url + "/v1", api_key="test", max_retries=0) as client:
+                assert client.chat.completions.create(model="gpt-4o", messages=PROMPT).choices
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=5) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()

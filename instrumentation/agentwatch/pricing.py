@@ -3,10 +3,12 @@
 Why not just call `genai_prices.calc_price` per span: it costs tens of µs per call (Decimal arithmetic,
 unit decomposition, validation) on the span-end path of every LLM call. A `PriceBook` resolves a
 (provider, model) pair ONCE, memoizes the result in a bounded dict, and prices later calls with plain
-float arithmetic (about 1 µs; a tiered model adds one bisect over its few tier starts). Only prices the
-float path cannot model -- a price key it does not know, a non-integer tier start, a negative or
-non-finite price -- keep genai-prices' own `ModelPrice.calc_price` (~70 µs) for that model; no model in
-the bundled genai-prices data needs it today.
+float arithmetic (about 1 µs; a tiered model adds one bisect over its few tier starts). Every price key
+of genai-prices' unit registry is covered: the token parts TokenUsage reports, the per-request fee, and
+the parts it never reports (audio, image, cache-write TTLs, ...: they add 0). Only a model with a price
+key outside the registry, or with price data genai-prices itself rejects (negative, non-finite, a bad
+tier start), keeps genai-prices' own `ModelPrice.calc_price` (~70 µs; rejected data makes the model
+unpriced, as in genai-prices). No model in the bundled genai-prices data needs that fallback today.
 
 Token semantics (OpenTelemetry GenAI conventions, and genai-prices' own):
   * `input_tokens` is the TOTAL input, INCLUDING `cache_read_tokens` and `cache_write_tokens`;
@@ -358,10 +360,12 @@ def _entry_for(model_price: ModelPrice) -> Any:
         # Priced per audio hour, character, page, ...: token counts cannot price it, and genai-prices
         # would answer 0 for a token-only usage -- a silent zero. Unknown instead.
         return None
-    if not all(k in _ZERO_KEYS or (k in _FAST_KEYS and _float_priceable(v)) for k, v in prices.items()):
-        fallback = _GenaiPricesFallback(model_price)
-        fallback.cost(0, 0, 0, 0, 0)  # invalid price data raises here, once, and the model stays unpriced
-        return fallback
+    # genai-prices' own validation, once per lookup: price data it rejects (a negative or non-finite price,
+    # bad tier starts, a priced part without its parent's price, ...) raises here and the model stays
+    # unpriced, as genai_prices.calc_price would fail on it.
+    model_price.calc_price(Usage(input_tokens=0, output_tokens=0))
+    if not all((k in _FAST_KEYS or k in _ZERO_KEYS) and _float_priceable(v) for k, v in prices.items()):
+        return _GenaiPricesFallback(model_price)
     # Only the reported parts count: a tiered price of a part TokenUsage never reports (a _ZERO_KEYS key
     # such as cache_write_1h_mtok) adds nothing, whatever its tiers.
     fast = {k: v for k, v in prices.items() if k in _FAST_KEYS}
@@ -376,11 +380,15 @@ def _entry_for(model_price: ModelPrice) -> Any:
 
 
 def _float_priceable(value: Any) -> bool:
-    """A finite, non-negative Decimal price, or TieredPrices made of such prices and int tier starts."""
+    """A price genai-prices accepts (its `_validate_model_price_value`): a finite, non-negative Decimal, or
+    TieredPrices of such prices with int tier starts >= 0 in non-decreasing order."""
     if isinstance(value, TieredPrices):
-        return _float_priceable(value.base) and all(
-            type(t.start) is int and _float_priceable(t.price) for t in value.tiers
-        )
+        previous = 0
+        for tier in value.tiers:
+            if type(tier.start) is not int or tier.start < previous or not _float_priceable(tier.price):
+                return False
+            previous = tier.start
+        return _float_priceable(value.base)
     return isinstance(value, Decimal) and value.is_finite() and value >= 0
 
 

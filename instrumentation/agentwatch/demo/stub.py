@@ -37,6 +37,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
@@ -91,7 +92,7 @@ _OPENAI_ERROR_KINDS = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
     403: ("invalid_request_error", "unsupported_country_region_territory"),
-    404: ("invalid_request_error", "model_not_found"),
+    404: ("invalid_request_error", None),
     409: ("invalid_request_error", None),
     422: ("invalid_request_error", None),
     429: ("requests", "rate_limit_exceeded"),
@@ -114,10 +115,11 @@ _ANTHROPIC_ERROR_KINDS = {
 class _StubError(Exception):
     """An HTTP error to answer with, in the calling provider's error format."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 class _DropConnection(Exception):
@@ -243,6 +245,8 @@ class _Controls:
         if self.status is not None and not 400 <= self.status <= 599:
             raise _StubError(400, f"x-stub-status must be 400..599, got {status!r}")
         self.delay = _header_float(headers, "x-stub-delay", 0.0)
+        raw_retry = headers.get("x-stub-retry-after")
+        self.retry_after = None if raw_retry is None else _header_float(headers, "x-stub-retry-after", 0.0)
         self.chunk_delay = _header_float(headers, "x-stub-chunk-delay", stub.chunk_delay)
         usage = headers.get("x-stub-usage")
         if usage is not None and usage.strip().lower() not in ("missing", "malformed", "normal"):
@@ -285,6 +289,13 @@ class _Handler(BaseHTTPRequestHandler):
     # -- connection bookkeeping so stop() can hang up on idle keep-alive clients
     def setup(self) -> None:
         super().setup()
+        # Without this, Nagle + delayed ACK hold back small writes (the body after
+        # the headers, each SSE chunk) by ~40 ms, which would distort latency and
+        # time-to-first-token measurements made against the stub.
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         self.server.stub._track(self.connection, True)
 
     def finish(self) -> None:
@@ -340,9 +351,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.wfile.flush()
 
-    def _send_error(self, provider: str, status: int, message: str, request_id: str) -> None:
+    def _send_error(
+        self, provider: str, status: int, message: str, request_id: str, retry_after: float | None = None
+    ) -> None:
         headers = {"x-request-id": request_id, "request-id": request_id}
-        if status == 429:
+        if retry_after is not None:
+            headers["retry-after"] = f"{retry_after:g}"
+        elif status == 429:
+            # Note: both SDKs treat 0 as "unspecified" and fall back to their own
+            # exponential backoff (~0.5-1 s); use x-stub-retry-after for fast retries.
             headers["retry-after"] = "0"
         if provider == "anthropic":
             kind = _ANTHROPIC_ERROR_KINDS.get(status, "api_error" if status >= 500 else "invalid_request_error")
@@ -442,15 +459,15 @@ class _Handler(BaseHTTPRequestHandler):
             if stub._sleep(stub.latency + ctl.delay):
                 raise _DropConnection()
             if ctl.status is not None:
-                raise _StubError(ctl.status, f"stub: forced HTTP {ctl.status} via x-stub-status")
+                raise _StubError(ctl.status, f"stub: forced HTTP {ctl.status} via x-stub-status", ctl.retry_after)
             if fail:
-                raise _StubError(500, "stub: random failure (failure_rate)")
+                raise _StubError(500, "stub: random failure (failure_rate)", ctl.retry_after)
             if ctl.break_after is not None and not body.get("stream"):
                 raise _DropConnection()  # a non-streamed answer can only break before it starts
             handler(self, body, ctl, request_id)
         except _StubError as err:
             try:
-                self._send_error(provider, err.status, err.message, request_id)
+                self._send_error(provider, err.status, err.message, request_id, err.retry_after)
             except OSError:
                 self.close_connection = True
         except _DropConnection:
@@ -458,6 +475,13 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             # The client went away (timeout, closed stream); nothing to answer.
             self.close_connection = True
+        except Exception as exc:  # a stub bug must surface as a response, not a hung-up socket
+            traceback.print_exc()
+            self.close_connection = True
+            try:
+                self._send_error(provider, 500, f"stub internal error: {exc!r}", request_id)
+            except OSError:
+                pass
 
     # -- plan shared by all generating endpoints
     def _rng(self, body: dict[str, Any], *keys: str) -> random.Random:

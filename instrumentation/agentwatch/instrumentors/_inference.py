@@ -69,6 +69,40 @@ class LabelLimiter:
         return value
 
 
+_LABEL_CACHE_SIZE = 4096
+
+
+class MetricLabels:
+    """Attribute dicts for one kind of call: per call, per token type, and for cost."""
+
+    __slots__ = ("call", "input_tokens", "output_tokens", "price")
+
+    def __init__(self, operation: str, provider: str, request_model: str, response_model: str | None,
+                 server_address: str | None, server_port: int | None, error_type: str | None):
+        call: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: operation,
+            sc.GEN_AI_PROVIDER_NAME: provider,
+            sc.GEN_AI_REQUEST_MODEL: request_model,
+        }
+        if response_model:
+            call[sc.GEN_AI_RESPONSE_MODEL] = response_model
+        if server_address:
+            call[sc.SERVER_ADDRESS] = server_address
+            if server_port:
+                call[sc.SERVER_PORT] = server_port
+        tokens = dict(call)
+        if error_type is not None:
+            call[sc.ERROR_TYPE] = error_type
+        self.call = call
+        self.input_tokens = {**tokens, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}
+        self.output_tokens = {**tokens, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}
+        self.price = {
+            sc.GEN_AI_PROVIDER_NAME: provider,
+            sc.GEN_AI_REQUEST_MODEL: request_model,
+            sc.GEN_AI_RESPONSE_MODEL: response_model or request_model,
+        }
+
+
 # --- shared telemetry objects --------------------------------------------------------------------------
 class Telemetry:
     """The tracer, instruments, logger, price book and settings every instrumented call uses."""
@@ -115,7 +149,22 @@ class Telemetry:
         self.json_writer = open_json_writer(self.settings.json_logs)
         self.price_book = price_book
         self.model_label = LabelLimiter(self.settings.model_label_limit)
+        self._labels: dict[tuple, MetricLabels] = {}
         self._tracer_provider = tracer_provider
+
+    def metric_labels(self, operation: str, provider: str, request_model: str, response_model: str | None,
+                      server_address: str | None, server_port: int | None, error_type: str | None) -> "MetricLabels":
+        """The attribute sets of one call's metric points, built once per distinct combination."""
+        key = (operation, provider, request_model, response_model, server_address, server_port, error_type)
+        labels = self._labels.get(key)
+        if labels is None:
+            if len(self._labels) >= _LABEL_CACHE_SIZE:
+                self._labels.clear()
+            labels = self._labels[key] = MetricLabels(
+                operation, provider, self.model_label(request_model),
+                self.model_label(response_model) if response_model else None,
+                server_address, server_port, error_type)
+        return labels
 
     def prices(self) -> PriceBook:
         """The price book, built on first use; a malformed override file is reported once, and the
@@ -326,39 +375,39 @@ class InferenceCall:
         if error is not None and error_type is None:
             error_type = error_type_of(error)
 
+        out: dict[str, Any] = {}  # span attributes, set in one call
         if self.response_id:
-            span.set_attribute(sc.GEN_AI_RESPONSE_ID, self.response_id)
+            out[sc.GEN_AI_RESPONSE_ID] = self.response_id
         if self.response_model:
-            span.set_attribute(sc.GEN_AI_RESPONSE_MODEL, self.response_model)
+            out[sc.GEN_AI_RESPONSE_MODEL] = self.response_model
         if self.finish_reasons:
-            span.set_attribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, self.finish_reasons)
+            out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = self.finish_reasons
         if stream_outcome is not None:
-            span.set_attribute(sc.AGENTWATCH_STREAM_OUTCOME, stream_outcome)
+            out[sc.AGENTWATCH_STREAM_OUTCOME] = stream_outcome
 
-        model_for_price = self.response_model or self.request_model
         usage = self.usage
         cost: float | None = None
         cost_unknown = False
         if usage is not None:
-            span.set_attribute(sc.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
-            span.set_attribute(sc.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
+            out[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+            out[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             if usage.cache_read_tokens:
-                span.set_attribute(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens)
+                out[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
             if usage.cache_write_tokens:
-                span.set_attribute(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens)
+                out[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
             if usage.reasoning_tokens:
-                span.set_attribute(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens)
+                out[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
             prices = tel.prices()
-            cost = prices.cost(self.provider, model_for_price, usage)
+            cost = prices.cost(self.provider, self.response_model or self.request_model, usage)
             if cost is None and self.response_model and self.response_model != self.request_model:
                 cost = prices.cost(self.provider, self.request_model, usage)
             if cost is None:
                 cost_unknown = True
-                span.set_attribute(sc.AGENTWATCH_COST_UNKNOWN, True)
+                out[sc.AGENTWATCH_COST_UNKNOWN] = True
             else:
-                span.set_attribute(sc.AGENTWATCH_COST_USD, cost)
+                out[sc.AGENTWATCH_COST_USD] = cost
         else:
-            span.set_attribute(sc.AGENTWATCH_USAGE_UNAVAILABLE, True)
+            out[sc.AGENTWATCH_USAGE_UNAVAILABLE] = True
 
         if self.output_text is not None and (self.output_text or self.output_tool_calls):
             parts: list[dict[str, Any]] = []
@@ -367,47 +416,26 @@ class InferenceCall:
             parts.extend(self.output_tool_calls)
             message = {"role": "assistant", "parts": parts,
                        "finish_reason": self.finish_reasons[0] if self.finish_reasons else None}
-            span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, to_json([message], tel.settings.content_max_length))
+            out[sc.GEN_AI_OUTPUT_MESSAGES] = to_json([message], tel.settings.content_max_length)
 
         if error_type is not None:
-            span.set_attribute(sc.ERROR_TYPE, error_type)
+            out[sc.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
+        span.set_attributes(out)
 
-        # metrics: low-cardinality attributes only
-        attrs: dict[str, Any] = {
-            sc.GEN_AI_OPERATION_NAME: self.operation,
-            sc.GEN_AI_PROVIDER_NAME: self.provider,
-            sc.GEN_AI_REQUEST_MODEL: tel.model_label(self.request_model),
-        }
-        if self.response_model:
-            attrs[sc.GEN_AI_RESPONSE_MODEL] = tel.model_label(self.response_model)
-        if self.server_address:
-            attrs[sc.SERVER_ADDRESS] = self.server_address
-            if self.server_port:
-                attrs[sc.SERVER_PORT] = self.server_port
-        if error_type is not None:
-            attrs[sc.ERROR_TYPE] = error_type
-        tel.duration.record(max(elapsed, 0.0), attrs)
+        labels = tel.metric_labels(self.operation, self.provider, self.request_model, self.response_model,
+                                   self.server_address, self.server_port, error_type)
+        tel.duration.record(max(elapsed, 0.0), labels.call)
         if self.first_chunk is not None:
-            tel.time_to_first_chunk.record(self.first_chunk - self.start, attrs)
+            tel.time_to_first_chunk.record(self.first_chunk - self.start, labels.call)
         if usage is not None:
-            token_attrs = dict(attrs)
-            token_attrs.pop(sc.ERROR_TYPE, None)
-            token_attrs[sc.GEN_AI_TOKEN_TYPE] = sc.TOKEN_TYPE_INPUT
-            tel.token_usage.record(usage.input_tokens, token_attrs)
+            tel.token_usage.record(usage.input_tokens, labels.input_tokens)
             if self.operation != sc.OP_EMBEDDINGS:
-                token_attrs = dict(token_attrs)
-                token_attrs[sc.GEN_AI_TOKEN_TYPE] = sc.TOKEN_TYPE_OUTPUT
-                tel.token_usage.record(usage.output_tokens, token_attrs)
-        price_attrs = {
-            sc.GEN_AI_PROVIDER_NAME: self.provider,
-            sc.GEN_AI_REQUEST_MODEL: attrs[sc.GEN_AI_REQUEST_MODEL],
-            sc.GEN_AI_RESPONSE_MODEL: attrs.get(sc.GEN_AI_RESPONSE_MODEL, attrs[sc.GEN_AI_REQUEST_MODEL]),
-        }
+                tel.token_usage.record(usage.output_tokens, labels.output_tokens)
         if cost is not None:
-            tel.cost.add(cost, price_attrs)
+            tel.cost.add(cost, labels.price)
         elif cost_unknown:
-            tel.unpriced.add(1, price_attrs)
+            tel.unpriced.add(1, labels.price)
 
         self._log(elapsed, usage, cost, cost_unknown, error, error_type, stream_outcome)
         if end_ns is not None:
