@@ -98,10 +98,10 @@ CUSTOMER_OPENERS = (
     "I was charged twice for order {order}, can you check please?",
     "Can you tell me when order {order} will ship?",
 )
-CUSTOMER_FOLLOW_UPS = (
-    "OK, then I would like a refund for the broken item please.",
-    "Thanks. Could you also refund the shipping fee?",
-    "Alright, and what about the second package of the same order?",
+CUSTOMER_FOLLOW_UPS = (  # (message, is it a refund request?)
+    ("OK, then I would like a refund for the broken item please.", True),
+    ("Thanks. Could you also refund the shipping fee?", True),
+    ("Alright, and what about the second package of the same order?", False),
 )
 
 
@@ -131,13 +131,16 @@ class SupportAgent:
         ]
         turns = self.rng.choice((1, 2, 2, 3))
         for turn in range(turns):
+            wants_refund = False
             if turn:
-                messages.append({"role": "user", "content": self.rng.choice(CUSTOMER_FOLLOW_UPS)})
+                text, wants_refund = self.rng.choice(CUSTOMER_FOLLOW_UPS)
+                messages.append({"role": "user", "content": text})
             stream_answer = self.rng.random() < 0.5
-            self.answer(messages, stats, stream_answer)
+            self.answer(messages, stats, stream_answer, wants_refund)
         return stats
 
-    def answer(self, messages: list[dict[str, Any]], stats: RunStats, stream_answer: bool) -> None:
+    def answer(self, messages: list[dict[str, Any]], stats: RunStats, stream_answer: bool,
+               wants_refund: bool = False) -> None:
         """The tool-call loop: call the model, run the tools it asks for, until it answers."""
         for step in range(6):
             headers = _simulate((0.02, 0.12), self.rng)
@@ -145,9 +148,12 @@ class SupportAgent:
             if stream_answer and step > 0:
                 message = self._streamed(messages, headers)
             else:
+                # The intent classifier upstream flagged a refund request: make the model use the refund tool.
+                choice: Any = ({"type": "function", "function": {"name": "refund"}}
+                               if wants_refund and step == 0 else "auto")
                 reply = self.client.chat.completions.create(
-                    model=self.model, messages=messages, tools=SUPPORT_TOOLS, temperature=0.2,
-                    extra_headers=headers)
+                    model=self.model, messages=messages, tools=SUPPORT_TOOLS, tool_choice=choice,
+                    temperature=0.2, extra_headers=headers)
                 message = reply.choices[0].message.model_dump(exclude_none=True)
             messages.append(message)
             calls = message.get("tool_calls") or []
@@ -209,7 +215,7 @@ RESEARCH_TOPICS = (
 
 class ResearchAgent:
     step_model = "claude-haiku-4-5"
-    report_model = "claude-sonnet-4-5"
+    report_model = "claude-sonnet-4-6"
 
     def __init__(self, client: anthropic.Anthropic, rng: random.Random) -> None:
         self.client = client
@@ -238,8 +244,8 @@ class ResearchAgent:
         stats.calls += 1
         with self.client.messages.stream(
                 model=self.report_model, max_tokens=1024, system=system, messages=messages,
-                extra_headers=_simulate((0.1, 0.3), self.rng, output_words=self.rng.randrange(60, 160),
-                                        chunk_delay=0.002)) as stream:
+                extra_headers=_simulate((0.1, 0.3), self.rng,
+                                        output_words=self.rng.randrange(60, 160))) as stream:
             for _text in stream.text_stream:
                 pass
             stream.get_final_message()
