@@ -202,6 +202,21 @@ def get_telemetry(tracer_provider: Any = None, meter_provider: Any = None, logge
         return tel
 
 
+def telemetry_for(instrument_kwargs: dict) -> Telemetry:
+    """The Telemetry for the providers an instrumentor's `instrument(**kwargs)` was given (or the globals)."""
+    return get_telemetry(instrument_kwargs.get("tracer_provider"), instrument_kwargs.get("meter_provider"),
+                         instrument_kwargs.get("logger_provider"))
+
+
+def is_raw_response(result: Any) -> bool:
+    """`with_raw_response` calls return an APIResponse wrapper instead of the parsed body."""
+    return hasattr(result, "http_response") and hasattr(result, "parse")
+
+
+def parsed_body(result: Any) -> Any:
+    return result.parse() if is_raw_response(result) else result
+
+
 def reset_telemetry() -> None:
     """Forget cached Telemetry objects (uninstrument, tests); closes JSON sinks."""
     with _telemetry_lock:

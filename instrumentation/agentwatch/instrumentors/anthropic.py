@@ -24,7 +24,9 @@ from agentwatch.instrumentors._inference import (
     SyncStreamProxy,
     Telemetry,
     async_wrapper,
-    get_telemetry,
+    is_raw_response,
+    parsed_body,
+    telemetry_for,
     message_parts,
     report_internal_error,
     request_attributes,
@@ -169,11 +171,11 @@ class _Finish:
 
     def __call__(self, call: InferenceCall, result: Any, kwargs: dict, state: Any) -> Any:
         if kwargs.get("stream") is True:
-            if hasattr(result, "http_response"):  # raw response: no events to follow
+            if is_raw_response(result):  # a raw streamed response: no events to follow
                 call.end()
                 return result
             return self.proxy(result, call, _StreamUsage())
-        body = result.parse() if hasattr(result, "http_response") and hasattr(result, "parse") else result
+        body = parsed_body(result)
         _record_message(call, body)
         call.end()
         return result
@@ -250,8 +252,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         import anthropic  # noqa: F401 - fails clearly when the SDK is absent
 
-        tel = get_telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"),
-                            kwargs.get("logger_provider"))
+        tel = telemetry_for(kwargs)
         begin = _Begin(tel)
         wrap_function_wrapper(_MODULE, "Messages.create", sync_wrapper(begin, _Finish(False)))
         wrap_function_wrapper(_MODULE, "AsyncMessages.create", async_wrapper(begin, _Finish(True)))

@@ -20,7 +20,9 @@ from agentwatch.instrumentors._inference import (
     SyncStreamProxy,
     Telemetry,
     async_wrapper,
-    get_telemetry,
+    is_raw_response,
+    parsed_body,
+    telemetry_for,
     given,
     message_parts,
     request_attributes,
@@ -172,13 +174,6 @@ def _responses_event(call: InferenceCall, event: Any) -> bool:
 
 
 # --- begin / finish ------------------------------------------------------------------------------------
-def _unwrap_raw(result: Any) -> Any:
-    """`with_raw_response` returns an APIResponse; its parsed body is what carries the data."""
-    if hasattr(result, "http_response") and hasattr(result, "parse"):
-        return result.parse()
-    return result
-
-
 class OpenAIInstrumentor(BaseInstrumentor):
     """Patches the OpenAI SDK (`openai` >= 1.40) for spans, metrics, logs and cost of every LLM call."""
 
@@ -188,8 +183,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         import openai  # noqa: F401 - fails clearly when the SDK is absent
 
-        tel = get_telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"),
-                            kwargs.get("logger_provider"))
+        tel = telemetry_for(kwargs)
         for module, sync_cls, async_cls, kind in _TARGETS:
             operation = sc.OP_EMBEDDINGS if kind == "embeddings" else sc.OP_CHAT
             begin = _Begin(tel, operation, kind)
@@ -261,7 +255,7 @@ class _Finish:
     def __call__(self, call: InferenceCall, result: Any, kwargs: dict, injected: bool) -> Any:
         kind = self.kind
         if kwargs.get("stream") is True:
-            if hasattr(result, "http_response"):  # a raw streamed response: no chunks to follow
+            if is_raw_response(result):  # a raw streamed response: no chunks to follow
                 call.end()
                 return result
             if kind == "chat":
@@ -269,7 +263,7 @@ class _Finish:
             else:
                 observer = _responses_event
             return self.proxy(result, call, observer)
-        body = _unwrap_raw(result)
+        body = parsed_body(result)
         if kind == "chat":
             call.response_id = getattr(body, "id", None)
             call.response_model = getattr(body, "model", None)

@@ -1,0 +1,93 @@
+"""The package is layered: the contract at the bottom, instrumentors above it, demo and CLI on top.
+
+Nothing imports upward, and there are no import cycles between agentwatch modules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "instrumentation" / "agentwatch"
+
+# lower number = lower layer; a module may import only from its own layer or below
+LAYERS = {
+    "agentwatch.semconv": 0,
+    "agentwatch.pricing": 1,
+    "agentwatch.config": 1,
+    "agentwatch.logs": 1,
+    "agentwatch.instrumentors": 2,
+    "agentwatch.distro": 3,
+    "agentwatch._setup": 3,
+    "agentwatch": 3,
+    "agentwatch.demo": 4,
+    "agentwatch.cli": 5,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(name: str) -> int:
+    best = None
+    for prefix, layer in LAYERS.items():
+        if (name == prefix or name.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, layer)
+    assert best is not None, f"{name} has no layer: add it to LAYERS"
+    return best[1]
+
+
+def imports_of(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "agentwatch":
+                found.update(f"agentwatch.{alias.name}" for alias in node.names)
+            elif node.module.startswith("agentwatch."):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("agentwatch."))
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p) for p in PACKAGE.rglob("*.py")}
+
+
+def test_nothing_imports_upward():
+    violations = []
+    for module, imported in graph().items():
+        for target in imported:
+            if layer_of(target) > layer_of(module):
+                violations.append(f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})")
+    assert violations == []
+
+
+def test_no_import_cycles():
+    edges = graph()
+    known = set(edges)
+
+    def resolve(name: str) -> str | None:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for target in edges.get(node, ()):
+            target = resolve(target)
+            if target is None or target == node or node.startswith(target + "."):
+                continue  # a package's own __init__ is not a cycle partner of its submodules
+            if state.get(target) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack + [node, target]))
+            if state.get(target) is None:
+                visit(target, stack + [node])
+        state[node] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [])
