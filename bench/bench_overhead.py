@@ -27,7 +27,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from agentwatch.instrumentors import _inference
+from agentwatch import telemetry
 from agentwatch.instrumentors.openai import OpenAIInstrumentor
 
 BODY = json.dumps({
@@ -103,7 +103,7 @@ def main() -> None:
 
     def uninstrument():
         instrumentor.uninstrument()
-        _inference.reset_telemetry()
+        telemetry.reset_telemetry()
 
     # warm up all paths (imports, price lookup memo, connection-free transport)
     for _ in range(300):

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 sys.path.insert(0, str(Path(__file__).parent))
 
 from agentwatch.demo.stub import StubServer  # noqa: E402
-from agentwatch.instrumentors import _inference  # noqa: E402
+from agentwatch import telemetry  # noqa: E402
 from agentwatch.instrumentors.anthropic import AnthropicInstrumentor  # noqa: E402
 from agentwatch.instrumentors.openai import OpenAIInstrumentor  # noqa: E402
 
@@ -79,7 +79,7 @@ def _instrumented(monkeypatch, env: dict[str, str] | None = None):
     logs = InMemoryLogRecordExporter()
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
-    _inference.reset_telemetry()
+    telemetry.reset_telemetry()
     instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider,
@@ -93,7 +93,7 @@ def otel(monkeypatch):
     yield captured
     for instrumentor in instrumentors:
         instrumentor.uninstrument()
-    _inference.reset_telemetry()
+    telemetry.reset_telemetry()
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def otel_factory(monkeypatch):
     yield make
     for instrumentor in made:
         instrumentor.uninstrument()
-    _inference.reset_telemetry()
+    telemetry.reset_telemetry()
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 from wrapt import FunctionWrapper, ObjectProxy
 
 from agentwatch.instrumentors import _inference
-from agentwatch.instrumentors._inference import InferenceCall, LabelLimiter
+from agentwatch.instrumentors._inference import InferenceCall
+from agentwatch.telemetry import LabelLimiter
 from agentwatch.instrumentors.openai import OpenAIInstrumentor
 
 MESSAGES = [{"role": "user", "content": "hello"}]

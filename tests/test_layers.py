@@ -16,6 +16,7 @@ LAYERS = {
     "agentwatch.pricing": 1,
     "agentwatch.config": 1,
     "agentwatch.logs": 1,
+    "agentwatch.telemetry": 2,
     "agentwatch.instrumentors": 2,
     "agentwatch.distro": 3,
     "agentwatch._setup": 3,

@@ -237,9 +237,11 @@ class ResearchAgent:
         system = "You are a meticulous research assistant. Cite your sources."
         messages: list[dict[str, Any]] = [{"role": "user", "content": f"Write a short brief on {topic}."}]
         for question in range(self.rng.randint(2, 4)):
+            read = question > 0 and self.rng.random() < 0.6
             if question:
-                messages.append({"role": "user", "content": f"Good. Now dig into aspect {question + 1} of {topic}."})
-            self.investigate(system, messages, stats)
+                ask = "read the most relevant source on" if read else "search for"
+                messages.append({"role": "user", "content": f"Good. Now {ask} aspect {question + 1} of {topic}."})
+            self.investigate(system, messages, stats, "read_page" if read else None)
         messages.append({"role": "user", "content": "Now write the final brief from your notes."})
         stats.calls += 1
         with self.client.messages.stream(
@@ -251,13 +253,15 @@ class ResearchAgent:
             stream.get_final_message()
         return stats
 
-    def investigate(self, system: str, messages: list[dict[str, Any]], stats: RunStats) -> None:
+    def investigate(self, system: str, messages: list[dict[str, Any]], stats: RunStats,
+                    tool: str | None = None) -> None:
         """tool_use rounds until the model writes its notes for this question."""
-        for _ in range(6):
+        for step in range(6):
             stats.calls += 1
+            choice = {"type": "tool", "name": tool} if tool and step == 0 else {"type": "auto"}
             reply = self.client.messages.create(
                 model=self.step_model, max_tokens=512, system=system, messages=messages, tools=RESEARCH_TOOLS,
-                extra_headers=_simulate((0.02, 0.10), self.rng))
+                tool_choice=choice, extra_headers=_simulate((0.02, 0.10), self.rng))
             messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True)
                                                               for b in reply.content]})
             if reply.stop_reason != "tool_use":
@@ -392,7 +396,7 @@ class CostlyAgent:
                     {"role": "user", "content": f"Part {part + 1} of the contract:\n{self.section(3000)}\n\n"
                                                 "List every clause that creates liability for us."},
                 ],
-                extra_headers=_simulate((0.15, 0.45), self.rng, cached_tokens=self.cached_prefix_tokens,
+                extra_headers=_simulate((0.10, 0.30), self.rng, cached_tokens=self.cached_prefix_tokens,
                                         output_words=self.rng.randrange(250, 450)))
             findings.append(reply.choices[0].message.content or "")
         stats.calls += 1
@@ -401,7 +405,7 @@ class CostlyAgent:
             system="You are a senior counsel. Be precise and conservative.",
             messages=[{"role": "user", "content": "Findings so far:\n" + "\n\n".join(findings)
                        + "\n\nWrite the risk review with a recommendation."}],
-            extra_headers=_simulate((0.25, 0.6), self.rng, cached_tokens=60_000,
+            extra_headers=_simulate((0.20, 0.45), self.rng, cached_tokens=60_000,
                                     output_words=self.rng.randrange(500, 800)))
         return stats
 

@@ -26,7 +26,6 @@ from agentwatch.instrumentors._inference import (
     async_wrapper,
     is_raw_response,
     parsed_body,
-    telemetry_for,
     message_parts,
     report_internal_error,
     request_attributes,
@@ -35,6 +34,7 @@ from agentwatch.instrumentors._inference import (
     token_count,
 )
 from agentwatch.pricing import TokenUsage
+from agentwatch.telemetry import telemetry_for
 
 _log = logging.getLogger("agentwatch")
 

@@ -22,8 +22,6 @@ from agentwatch.instrumentors._inference import (
     async_wrapper,
     is_raw_response,
     parsed_body,
-    telemetry_for,
-    given,
     message_parts,
     request_attributes,
     server_of,
@@ -31,6 +29,7 @@ from agentwatch.instrumentors._inference import (
     token_count,
 )
 from agentwatch.pricing import TokenUsage
+from agentwatch.telemetry import telemetry_for
 
 _CHAT_REQUEST = (
     ("max_completion_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS, int),
