@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,demo]'
 	# opentelemetry-distro in a side folder: only the coexistence test puts it on PYTHONPATH
 	$(BIN)/python -m pip install -q --no-deps --target $(EXTRAS)/distro opentelemetry-distro
+	# other OpenAI instrumentations that feed the span processor in tests, each in its own side folder
+	$(BIN)/python -m pip install -q --no-deps --target $(EXTRAS)/official \
+		opentelemetry-instrumentation-genai-openai opentelemetry-util-genai
+	$(BIN)/python -m pip install -q --no-deps --target $(EXTRAS)/openllmetry \
+		opentelemetry-instrumentation-openai opentelemetry-semantic-conventions-ai
 	touch $@
 
 setup: $(STAMP)

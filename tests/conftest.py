@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 sys.path.insert(0, str(Path(__file__).parent))
 
 from agentwatch.demo.stub import StubServer  # noqa: E402
+from agentwatch.semconv import INFERENCE_OPERATIONS  # noqa: E402
 from agentwatch import telemetry  # noqa: E402
 from agentwatch.instrumentors.anthropic import AnthropicInstrumentor  # noqa: E402
 from agentwatch.instrumentors.openai import OpenAIInstrumentor  # noqa: E402
@@ -42,7 +43,7 @@ class Captured:
         return list(self.spans.get_finished_spans())
 
     def inference_spans(self):
-        return [s for s in self.finished() if s.attributes.get("gen_ai.operation.name")
+        return [s for s in self.finished() if s.attributes.get("gen_ai.operation.name") in INFERENCE_OPERATIONS
                 and s.instrumentation_scope.name == "agentwatch"]
 
     def only_span(self):
@@ -144,3 +145,84 @@ def async_anthropic_client(stub):
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+# --- global providers, for the agent API and the span processor (the OTel API lets a process set them once) ---
+@dataclass
+class GlobalCapture(Captured):
+    processor: object = None
+
+    def metric_points(self, name):
+        self._collect()
+        return [p for (metric, p) in self._points if metric == name]
+
+    def metric(self, name):
+        self._collect()
+        for metric_name, metric in self._metrics:
+            if metric_name == name:
+                return metric
+        return None
+
+    def _collect(self):
+        data = self.metric_reader.get_metrics_data()
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    self._metrics.append((metric.name, metric))
+                    self._points.extend((metric.name, p) for p in metric.data.data_points)
+
+    def spans_named(self, prefix):
+        return [s for s in self.finished() if s.name.startswith(prefix)]
+
+
+_GLOBAL: dict = {}
+
+
+def _global_providers():
+    if not _GLOBAL:
+        from opentelemetry import _logs, metrics, trace
+        from opentelemetry.sdk.metrics import Counter, Histogram, UpDownCounter
+        from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+        from agentwatch.processor import ensure_processor
+
+        spans = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+        trace.set_tracer_provider(tracer_provider)
+        delta = {Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA,
+                 UpDownCounter: AggregationTemporality.DELTA}
+        reader = InMemoryMetricReader(preferred_temporality=delta)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        logs = InMemoryLogRecordExporter()
+        logger_provider = LoggerProvider()
+        logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+        _logs.set_logger_provider(logger_provider)
+        _GLOBAL.update(spans=spans, reader=reader, logs=logs, processor=ensure_processor(tracer_provider))
+    return _GLOBAL
+
+
+@pytest.fixture
+def agent_otel(monkeypatch):
+    """Global providers with the agent span processor; both clients instrumented against them."""
+    for key in ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "AGENTWATCH_STREAM_USAGE",
+                "AGENTWATCH_JSON_LOGS", "AGENTWATCH_PRICES_FILE", "AGENTWATCH_RUN_MAX_COST_USD",
+                "AGENTWATCH_RUN_MAX_TOKENS", "AGENTWATCH_RUN_MAX_INFERENCE_CALLS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ANTHROPIC_OPEN_TELEMETRY", "false")
+    g = _global_providers()
+    g["spans"].clear()
+    g["reader"].get_metrics_data()  # drain: delta temporality, so later reads see this test's points only
+    g["logs"].clear()
+    telemetry.reset_telemetry()
+    g["processor"]._telemetry = None
+    g["processor"]._instruments = None
+    instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
+    for instrumentor in instrumentors:
+        instrumentor.instrument()
+    capture = GlobalCapture(g["spans"], g["reader"], g["logs"], processor=g["processor"])
+    capture._metrics, capture._points = [], []
+    yield capture
+    for instrumentor in instrumentors:
+        instrumentor.uninstrument()
+    telemetry.reset_telemetry()

@@ -16,13 +16,17 @@ LAYERS = {
     "agentwatch.pricing": 1,
     "agentwatch.config": 1,
     "agentwatch.logs": 1,
+    "agentwatch.thresholds": 1,
     "agentwatch.telemetry": 2,
-    "agentwatch.instrumentors": 2,
-    "agentwatch.distro": 3,
-    "agentwatch._setup": 3,
-    "agentwatch": 3,
-    "agentwatch.demo": 4,
-    "agentwatch.cli": 5,
+    "agentwatch.runs": 2,
+    "agentwatch.processor": 3,
+    "agentwatch.instrumentors": 3,
+    "agentwatch.api": 4,
+    "agentwatch.distro": 5,
+    "agentwatch._setup": 5,
+    "agentwatch": 5,
+    "agentwatch.demo": 6,
+    "agentwatch.cli": 7,
 }
 
 

@@ -10,8 +10,12 @@ import os
 import threading
 from typing import Any
 
+from agentwatch.api import AgentRun, ToolCall, agent, agent_run, tool, tool_call
+from agentwatch.runs import Budget, BudgetExceeded
+
 __version__ = "0.1.0"
-__all__ = ["init", "shutdown", "__version__"]
+__all__ = ["init", "shutdown", "agent_run", "agent", "tool", "tool_call", "AgentRun", "ToolCall", "Budget",
+           "BudgetExceeded", "__version__"]
 
 _log = logging.getLogger("agentwatch")
 _lock = threading.Lock()

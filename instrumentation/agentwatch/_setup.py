@@ -37,6 +37,9 @@ def install_providers(res: Resource, endpoint: str | None, console: bool, promet
             provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         trace.set_tracer_provider(provider)
         owned.append(provider)
+    from agentwatch.processor import ensure_processor
+
+    ensure_processor()
 
     if not _is_sdk(metrics.get_meter_provider()):
         from opentelemetry.sdk.metrics import MeterProvider

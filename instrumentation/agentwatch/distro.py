@@ -38,7 +38,11 @@ class AgentwatchDistro(BaseDistro):
 
 
 class AgentwatchConfigurator(_OTelSDKConfigurator):
-    """The SDK's standard configurator: providers and exporters from the OTEL_* variables."""
+    """The SDK's standard configurator (providers and exporters from the OTEL_* variables), plus the agent
+    span processor that counts steps, tool calls, tokens and cost per run."""
 
     def _configure(self, **kwargs: Any) -> None:
         super()._configure(**kwargs)
+        from agentwatch.processor import ensure_processor
+
+        ensure_processor()

@@ -94,11 +94,16 @@ def emit(
     trace_id: int,
     span_id: int,
     service_name: str | None,
+    warning: bool = False,
 ) -> None:
     """One record to the OTel logs pipeline and, if configured, one ECS JSON line."""
     now_ns = time.time_ns()
-    severity = SeverityNumber.ERROR if failed else SeverityNumber.INFO
-    level = "error" if failed else "info"
+    if failed:
+        severity, level = SeverityNumber.ERROR, "error"
+    elif warning:
+        severity, level = SeverityNumber.WARN, "warn"
+    else:
+        severity, level = SeverityNumber.INFO, "info"
     otel_logger.emit(
         timestamp=now_ns,
         context=context,

@@ -47,6 +47,17 @@ GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+# Older names still emitted by some instrumentations (e.g. OpenLLMetry); read, never written.
+LEGACY_GEN_AI_SYSTEM: Final = "gen_ai.system"
+LEGACY_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+LEGACY_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+LEGACY_USAGE_CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
+LEGACY_USAGE_CACHE_CREATION_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
+LEGACY_LLM_REQUEST_TYPE: Final = "llm.request.type"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
@@ -60,12 +71,17 @@ AGENTWATCH_COST_UNKNOWN: Final = "agentwatch.usage.cost_unknown"
 AGENTWATCH_USAGE_UNAVAILABLE: Final = "agentwatch.usage.unavailable"
 AGENTWATCH_STREAM_OUTCOME: Final = "agentwatch.stream.outcome"  # completed | closed | abandoned | error
 AGENTWATCH_AGENT_TOOL_ERRORS: Final = "agentwatch.agent.tool_errors"
+AGENTWATCH_RUN_UNPRICED_CALLS: Final = "agentwatch.agent.unpriced_calls"
+AGENTWATCH_RUN_USAGE_UNAVAILABLE_CALLS: Final = "agentwatch.agent.usage_unavailable_calls"
+AGENTWATCH_RUN_FAILURE_REASON: Final = "agentwatch.agent.failure_reason"
+AGENTWATCH_RUN_FROM_ROOT_SPAN: Final = "agentwatch.agent.from_root_span"
 GEN_AI_INVOKE_AGENT_INFERENCE_CALLS_ATTR: Final = "gen_ai.invoke_agent.inference_calls"
 GEN_AI_INVOKE_AGENT_TOOL_CALLS_ATTR: Final = "gen_ai.invoke_agent.tool_calls"
 
 # Values of error.type we set ourselves (otherwise the exception's class name or the HTTP status code).
 ERROR_STREAM_ABANDONED: Final = "stream_abandoned"
 ERROR_BUDGET_EXCEEDED: Final = "budget_exceeded"
+ERROR_RUN_FAILED: Final = "run_failed"  # run.fail() without an exception
 ERROR_OTHER: Final = "_OTHER"
 
 # --- Metric instruments ---------------------------------------------------------------------------------
@@ -81,12 +97,16 @@ METRIC_AGENT_COST: Final = "agentwatch.agent.cost"
 METRIC_AGENT_TOKEN_USAGE: Final = "agentwatch.agent.token.usage"
 METRIC_PRICING_UNPRICED_CALLS: Final = "agentwatch.pricing.unpriced_calls"
 METRIC_INTERNAL_ERRORS: Final = "agentwatch.internal.errors"
+METRIC_EVICTED_RUNS: Final = "agentwatch.processor.evicted_runs"
 
 UNIT_TOKEN: Final = "{token}"
 UNIT_SECONDS: Final = "s"
 UNIT_USD: Final = "USD"
 UNIT_CALL: Final = "{call}"
 UNIT_ERROR: Final = "{error}"
+UNIT_INFERENCE_CALL: Final = "{inference_call}"
+UNIT_TOOL_CALL: Final = "{tool_call}"
+UNIT_RUN: Final = "{run}"
 
 # Semantic-convention advisory bucket boundaries.
 TOKEN_USAGE_BUCKETS: Final = (
@@ -98,6 +118,14 @@ DURATION_BUCKETS: Final = (
 TIME_TO_FIRST_CHUNK_BUCKETS: Final = DURATION_BUCKETS
 # Per-call cost in USD: a fine low end (cheap models cost fractions of a cent per call).
 LLM_CALL_COST_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+# Agent-level metrics: base boundaries here; thresholds.py adds every threshold value as a boundary.
+INVOKE_AGENT_DURATION_BUCKETS: Final = DURATION_BUCKETS + (163.84, 327.68, 655.36, 1310.72)
+EXECUTE_TOOL_DURATION_BUCKETS: Final = DURATION_BUCKETS
+INFERENCE_CALLS_BUCKETS: Final = (1, 2, 3, 5, 8, 10, 20, 30, 50, 100, 200)
+TOOL_CALLS_BUCKETS: Final = (0, 1, 2, 3, 5, 8, 10, 20, 30, 50, 100)
+AGENT_COST_BUCKETS: Final = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 2.5, 5.0, 10.0, 50.0)
+AGENT_TOKEN_USAGE_BUCKETS: Final = TOKEN_USAGE_BUCKETS
 
 # Prometheus series names (what dashboards and alerts query). The Prometheus exporter and the collector
 # turn "." into "_" and append the unit ("_seconds", "_USD") and "_total" for counters.
@@ -125,3 +153,9 @@ ENV_STREAM_USAGE: Final = "AGENTWATCH_STREAM_USAGE"
 ENV_JSON_LOGS: Final = "AGENTWATCH_JSON_LOGS"
 ENV_PRICES_FILE: Final = "AGENTWATCH_PRICES_FILE"
 ENV_PROMETHEUS_PORT: Final = "AGENTWATCH_PROMETHEUS_PORT"
+ENV_ROOT_SPAN_RUNS: Final = "AGENTWATCH_ROOT_SPAN_RUNS"  # off | server | all
+ENV_RUN_TTL_SECONDS: Final = "AGENTWATCH_RUN_TTL_SECONDS"
+ENV_RUN_MAX_COST_USD: Final = "AGENTWATCH_RUN_MAX_COST_USD"
+ENV_RUN_MAX_TOKENS: Final = "AGENTWATCH_RUN_MAX_TOKENS"
+ENV_RUN_MAX_INFERENCE_CALLS: Final = "AGENTWATCH_RUN_MAX_INFERENCE_CALLS"
+ENV_BUDGET_WARN_FRACTION: Final = "AGENTWATCH_BUDGET_WARN_FRACTION"

@@ -112,7 +112,7 @@ class Telemetry:
         global _internal_error_counter
         self.settings = settings or Settings.from_env()
         self.tracer = trace.get_tracer(SCOPE, SCOPE_VERSION, tracer_provider, schema_url=SCHEMA_URL)
-        meter = metrics.get_meter(SCOPE, SCOPE_VERSION, meter_provider, schema_url=SCHEMA_URL)
+        meter = self.meter = metrics.get_meter(SCOPE, SCOPE_VERSION, meter_provider, schema_url=SCHEMA_URL)
         self.token_usage = meter.create_histogram(
             sc.METRIC_CLIENT_TOKEN_USAGE, unit=sc.UNIT_TOKEN,
             description="Number of input and output tokens used per LLM call.",

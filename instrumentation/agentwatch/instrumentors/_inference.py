@@ -23,6 +23,7 @@ from agentwatch import semconv as sc
 from agentwatch.logs import emit as emit_log
 from agentwatch.logs import redact
 from agentwatch.pricing import TokenUsage
+from agentwatch.runs import BudgetExceeded, check_current_budget
 from agentwatch.telemetry import Telemetry, report_internal_error
 
 _log = logging.getLogger("agentwatch")
@@ -427,6 +428,16 @@ Finish = Callable[[InferenceCall, Any, dict, Any], Any]
 """(call, SDK result, kwargs sent, state) -> what user code gets: the result itself or a stream proxy."""
 
 
+def enforce_budget() -> None:
+    """Raises BudgetExceeded (to the caller, before any request) when the current run is over budget."""
+    try:
+        check_current_budget()
+    except BudgetExceeded:
+        raise
+    except Exception:  # noqa: BLE001
+        report_internal_error("budget check")
+
+
 def sync_wrapper(begin: Begin, finish: Finish):
     """A wrapt wrapper: `begin` builds the call (and may adjust kwargs); `finish` handles the result.
 
@@ -434,6 +445,7 @@ def sync_wrapper(begin: Begin, finish: Finish):
     """
 
     def wrapper(wrapped, instance, args, kwargs):
+        enforce_budget()
         try:
             started = begin(instance, args, kwargs)
         except Exception:  # noqa: BLE001
@@ -457,6 +469,7 @@ def sync_wrapper(begin: Begin, finish: Finish):
 
 def async_wrapper(begin: Begin, finish: Finish):
     def wrapper(wrapped, instance, args, kwargs):
+        enforce_budget()
         try:
             started = begin(instance, args, kwargs)
         except Exception:  # noqa: BLE001

@@ -24,6 +24,7 @@ from agentwatch.instrumentors._inference import (
     SyncStreamProxy,
     Telemetry,
     async_wrapper,
+    enforce_budget,
     is_raw_response,
     parsed_body,
     message_parts,
@@ -34,6 +35,7 @@ from agentwatch.instrumentors._inference import (
     token_count,
 )
 from agentwatch.pricing import TokenUsage
+from agentwatch.processor import ensure_processor
 from agentwatch.telemetry import telemetry_for
 
 _log = logging.getLogger("agentwatch")
@@ -197,6 +199,7 @@ def _stream_helper_wrapper(begin: _Begin, is_async: bool):
             span_kwargs = dict(kwargs, stream=True)
 
             def start():
+                enforce_budget()
                 try:
                     call, _, _ = begin(instance, args, span_kwargs)
                     return call
@@ -253,6 +256,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
         import anthropic  # noqa: F401 - fails clearly when the SDK is absent
 
         tel = telemetry_for(kwargs)
+        ensure_processor(kwargs.get("tracer_provider"))
         begin = _Begin(tel)
         wrap_function_wrapper(_MODULE, "Messages.create", sync_wrapper(begin, _Finish(False)))
         wrap_function_wrapper(_MODULE, "AsyncMessages.create", async_wrapper(begin, _Finish(True)))

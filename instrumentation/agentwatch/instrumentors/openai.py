@@ -29,6 +29,7 @@ from agentwatch.instrumentors._inference import (
     token_count,
 )
 from agentwatch.pricing import TokenUsage
+from agentwatch.processor import ensure_processor
 from agentwatch.telemetry import telemetry_for
 
 _CHAT_REQUEST = (
@@ -183,6 +184,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
         import openai  # noqa: F401 - fails clearly when the SDK is absent
 
         tel = telemetry_for(kwargs)
+        ensure_processor(kwargs.get("tracer_provider"))
         for module, sync_cls, async_cls, kind in _TARGETS:
             operation = sc.OP_EMBEDDINGS if kind == "embeddings" else sc.OP_CHAT
             begin = _Begin(tel, operation, kind)
