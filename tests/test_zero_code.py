@@ -18,14 +18,15 @@ DISTRO_DIR = Path(sys.prefix) / "extras" / "distro"
 SECRET_PROMPT = "PROMPT-MARKER-zebra-quartz"
 
 
-def run_agent(stub, extra_env: dict[str, str], receiver: OtlpReceiver | None = None) -> subprocess.CompletedProcess:
+def run_agent(stub, extra_env: dict[str, str], receiver: OtlpReceiver | None = None,
+              script: Path = AGENT) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTWATCH_", "ANTHROPIC_"))}
     env.update(STUB_URL=stub.url, OTEL_SERVICE_NAME="plain-agent", OTEL_METRIC_EXPORT_INTERVAL="200",
                OTEL_BSP_SCHEDULE_DELAY="50", OTEL_BLRP_SCHEDULE_DELAY="50", ANTHROPIC_OPEN_TELEMETRY="false")
     if receiver is not None:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
     env.update(extra_env)
-    proc = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(AGENT)], env=env,
+    proc = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(script)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "agent done" in proc.stdout
@@ -124,3 +125,68 @@ def test_coexists_with_opentelemetry_distro(stub, receiver, choice):
     assert len([s for s in spans if s.name == "chat claude-haiku-4-5"]) == 2, "instrumented exactly once"
     assert receiver.metric("gen_ai.client.operation.duration") is not None
     assert receiver.logs_with_event("gen_ai.client.inference")
+
+
+API_AGENT = HERE / "agents" / "api_agent.py"
+
+
+def test_api_agent_runs_totals_and_metrics(stub, receiver):
+    run_agent(stub, {}, receiver, script=API_AGENT)
+    spans = receiver.spans()
+    by_id = {s.span_id: s for s in spans}
+    runs = {}
+    for s in spans:
+        if s.name.startswith("invoke_agent "):
+            runs.setdefault(s.attributes["gen_ai.agent.name"], []).append(s)
+
+    def llm_calls_under(run):
+        def inside(span):
+            parent = span.parent_span_id
+            while parent:
+                if parent == run.span_id:
+                    return True
+                parent = by_id[parent].parent_span_id if parent in by_id else ""
+            return False
+        return [s for s in spans if s.attributes.get("gen_ai.operation.name") == "chat" and inside(s)]
+
+    assert sorted(r.attributes["gen_ai.invoke_agent.inference_calls"] for r in runs["worker"]) == [1, 2, 3]
+    for run in [r for rs in runs.values() for r in rs]:
+        calls = llm_calls_under(run)
+        assert run.attributes["gen_ai.invoke_agent.inference_calls"] == len(calls), run.name
+        assert run.attributes["gen_ai.usage.input_tokens"] == sum(c.attributes["gen_ai.usage.input_tokens"]
+                                                                  for c in calls)
+        assert run.attributes["agentwatch.usage.cost_usd"] == pytest.approx(
+            sum(c.attributes["agentwatch.usage.cost_usd"] for c in calls), rel=1e-12)
+    (planner,), (researcher,) = runs["planner"], runs["researcher"]
+    assert researcher.parent_span_id == planner.span_id
+    assert planner.attributes["gen_ai.invoke_agent.inference_calls"] == 3
+    (billing,) = runs["billing"]
+    assert billing.attributes["error.type"] == "payment_failed" and billing.status_code == "ERROR"
+    assert billing.attributes["agentwatch.agent.tool_errors"] == 1
+    (crasher,) = runs["crasher"]
+    assert crasher.attributes["error.type"] == "TimeoutError"
+    (runaway,) = runs["runaway"]
+    assert runaway.attributes["error.type"] == "budget_exceeded"
+    assert runaway.attributes["gen_ai.invoke_agent.inference_calls"] == 4
+
+    duration = receiver.metric("gen_ai.invoke_agent.duration")
+    assert duration.unit == "s"
+    counts = {}
+    for p in duration.points:
+        key = (p.attributes["gen_ai.agent.name"], p.attributes.get("error.type"))
+        counts[key] = counts.get(key, 0) + p.count
+    assert counts[("worker", None)] == 3
+    assert counts[("billing", "payment_failed")] == 1
+    assert counts[("runaway", "budget_exceeded")] == 1
+    assert 60.0 in duration.points[0].explicit_bounds
+    steps = receiver.metric("gen_ai.invoke_agent.inference_calls")
+    assert steps.unit == "{inference_call}" and 15.0 in steps.points[0].explicit_bounds
+    tools = receiver.metric("gen_ai.execute_tool.duration")
+    failed_tools = [p for p in tools.points if p.attributes.get("error.type") == "PermissionError"]
+    assert failed_tools and failed_tools[0].attributes["gen_ai.tool.name"] == "charge_card"
+    cost = receiver.metric("agentwatch.agent.cost")
+    assert cost.unit == "USD"
+    assert receiver.metric("agentwatch.agent.token.usage") is not None
+    run_logs = receiver.logs_with_event("gen_ai.invoke_agent")
+    assert len(run_logs) == sum(len(r) for r in runs.values())
+    assert len(receiver.logs_with_event("gen_ai.execute_tool")) == 7
