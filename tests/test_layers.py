@@ -21,7 +21,7 @@ LAYERS = {
     "agentwatch.runs": 2,
     "agentwatch.processor": 3,
     "agentwatch.instrumentors": 3,
-    "agentwatch.api": 4,
+    "agentwatch.api": 3,
     "agentwatch.distro": 5,
     "agentwatch._setup": 5,
     "agentwatch": 5,

@@ -3,7 +3,9 @@
 It follows each run (an `invoke_agent` span, or optionally a trace's root span) and every span below it.
 When an LLM-call span ends it adds the call's tokens and cost to the run and to every enclosing run (a
 sub-agent's steps count for its parent too); an LLM-call span inside another LLM-call span (e.g. a
-provider SDK's own span under agentwatch's, or two instrumentations of the same client) is counted once.
+provider SDK's own span under agentwatch's, or two instrumentations of the same client) is counted once, and
+so is a tool-call span inside a tool-call span of the same tool (an MCP client's and server's view of one
+call).
 Spans from other instrumentations work too, including older attribute names (`gen_ai.system`,
 `gen_ai.usage.prompt_tokens`); their cost is computed here when they carry none.
 
@@ -162,9 +164,15 @@ class AgentSpanProcessor(SpanProcessor):
         elif parent_tracked is not None:
             kind = INFERENCE if op in sc.INFERENCE_OPERATIONS else TOOL if op == sc.OP_EXECUTE_TOOL else OTHER
             inside = parent_tracked.inside_inference
+            tool = parent_tracked.tool
             if kind == INFERENCE and inside:
                 kind = OTHER  # an LLM-call span inside another: the outer one counts
-            REGISTRY[span_id] = Tracked(parent_tracked.run, kind, inside or kind == INFERENCE)
+            elif kind == TOOL:
+                name = attributes.get(sc.GEN_AI_TOOL_NAME)
+                if name is not None and name == tool:
+                    kind = OTHER  # the same tool call seen twice (e.g. MCP client and in-process server)
+                tool = name
+            REGISTRY[span_id] = Tracked(parent_tracked.run, kind, inside or kind == INFERENCE, tool)
         elif (parent is None or parent.is_remote) and self._is_root_run(span, op):
             run = RunState(self._root_run_name(span), span_id, from_root_span=True)
             REGISTRY[span_id] = Tracked(run, RUN, False)

@@ -209,14 +209,16 @@ class RunState:
 
 
 class Tracked:
-    """A live span the processor follows: its run, and whether an LLM-call span encloses it."""
+    """A live span the processor follows: its run, whether an LLM-call span encloses it, and the name of the
+    innermost tool call around it (to recognise the same tool call seen twice, e.g. MCP client and server)."""
 
-    __slots__ = ("run", "kind", "inside_inference", "started")
+    __slots__ = ("run", "kind", "inside_inference", "tool", "started")
 
-    def __init__(self, run: RunState, kind: int, inside_inference: bool):
+    def __init__(self, run: RunState, kind: int, inside_inference: bool, tool: str | None = None):
         self.run = run
         self.kind = kind
         self.inside_inference = inside_inference
+        self.tool = tool
         self.started = time.monotonic()
 
 
