@@ -342,3 +342,34 @@ def test_with_raw_response_still_records_usage(otel, openai_client):
     raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     parsed = raw.parse()
     assert otel.only_span().attributes["gen_ai.usage.input_tokens"] == parsed.usage.prompt_tokens
+
+
+def test_streaming_response_wrapper_records_stream_usage(otel, openai_client):
+    with openai_client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}) as raw:
+        chunks = list(raw.parse())
+    assert chunks[-1].usage is not None
+    span = otel.only_span()
+    assert span.attributes["gen_ai.usage.output_tokens"] == chunks[-1].usage.completion_tokens
+    assert span.attributes["agentwatch.stream.outcome"] == "completed"
+
+
+async def test_async_streaming_responses_api_via_raw_response(otel, async_openai_client):
+    async with async_openai_client.responses.with_streaming_response.create(
+            model="gpt-4o-mini", input="hello", stream=True) as raw:
+        stream = await raw.parse()
+        assert stream is await raw.parse(), "parse() keeps returning the same stream"
+        events = [e async for e in stream]
+    completed = [e for e in events if e.type == "response.completed"][0].response
+    span = otel.only_span()
+    assert span.attributes["gen_ai.usage.input_tokens"] == completed.usage.input_tokens
+    assert span.attributes["agentwatch.usage.cost_usd"] > 0
+
+
+def test_raw_stream_never_parsed_ends_as_abandoned(otel, openai_client):
+    raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                                  stream=True)
+    assert otel.inference_spans() == []
+    del raw
+    gc.collect()
+    assert otel.only_span().attributes["agentwatch.stream.outcome"] == "abandoned"

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterable
 
 import wrapt
@@ -31,6 +32,36 @@ _log = logging.getLogger("agentwatch")
 def is_raw_response(result: Any) -> bool:
     """`with_raw_response` calls return an APIResponse wrapper instead of the parsed body."""
     return hasattr(result, "http_response") and hasattr(result, "parse")
+
+
+def watch_raw_stream(call: "InferenceCall", raw: Any, observe: "ChunkObserver", is_async: bool) -> Any:
+    """A raw streamed response (`with_raw_response` / `with_streaming_response`): its stream comes from
+    `parse()`, so what `parse()` returns is wrapped (once); a raw response never parsed ends the call as
+    abandoned when it is collected."""
+    original = raw.parse
+    proxy_cls = AsyncStreamProxy if is_async else SyncStreamProxy
+    watched: dict[int, Any] = {}
+
+    def wrap(parsed: Any) -> Any:
+        key = id(parsed)
+        if key not in watched:
+            if hasattr(parsed, "__anext__" if is_async else "__next__"):
+                watched[key] = proxy_cls(parsed, call, observe)
+            else:
+                call.end()
+                watched[key] = parsed
+        return watched[key]
+
+    if is_async:
+        async def parse(*args: Any, **kwargs: Any) -> Any:
+            return wrap(await original(*args, **kwargs))
+    else:
+        def parse(*args: Any, **kwargs: Any) -> Any:
+            return wrap(original(*args, **kwargs))
+
+    raw.parse = parse
+    weakref.finalize(raw, call.end, stream_outcome="abandoned")
+    return raw
 
 
 def parsed_body(result: Any) -> Any:

@@ -33,6 +33,7 @@ from agentwatch.instrumentors._inference import (
     server_of,
     sync_wrapper,
     token_count,
+    watch_raw_stream,
 )
 from agentwatch.pricing import TokenUsage
 from agentwatch.processor import ensure_processor
@@ -166,16 +167,16 @@ class _Begin:
 
 
 class _Finish:
-    __slots__ = ("proxy",)
+    __slots__ = ("proxy", "is_async")
 
     def __init__(self, is_async: bool):
+        self.is_async = is_async
         self.proxy = AsyncStreamProxy if is_async else SyncStreamProxy
 
     def __call__(self, call: InferenceCall, result: Any, kwargs: dict, state: Any) -> Any:
         if kwargs.get("stream") is True:
-            if is_raw_response(result):  # a raw streamed response: no events to follow
-                call.end()
-                return result
+            if is_raw_response(result):
+                return watch_raw_stream(call, result, _StreamUsage(), self.is_async)
             return self.proxy(result, call, _StreamUsage())
         body = parsed_body(result)
         _record_message(call, body)

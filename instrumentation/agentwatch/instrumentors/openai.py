@@ -27,6 +27,7 @@ from agentwatch.instrumentors._inference import (
     server_of,
     sync_wrapper,
     token_count,
+    watch_raw_stream,
 )
 from agentwatch.pricing import TokenUsage
 from agentwatch.processor import ensure_processor
@@ -247,22 +248,22 @@ class _Begin:
 class _Finish:
     """Turns the SDK's result into telemetry; returns the result itself, or a stream proxy around it."""
 
-    __slots__ = ("kind", "proxy")
+    __slots__ = ("kind", "proxy", "is_async")
 
     def __init__(self, kind: str, is_async: bool):
         self.kind = kind
+        self.is_async = is_async
         self.proxy = AsyncStreamProxy if is_async else SyncStreamProxy
 
     def __call__(self, call: InferenceCall, result: Any, kwargs: dict, injected: bool) -> Any:
         kind = self.kind
         if kwargs.get("stream") is True:
-            if is_raw_response(result):  # a raw streamed response: no chunks to follow
-                call.end()
-                return result
             if kind == "chat":
                 observer = _chat_chunk_hiding_usage if injected else _chat_chunk
             else:
                 observer = _responses_event
+            if is_raw_response(result):
+                return watch_raw_stream(call, result, observer, self.is_async)
             return self.proxy(result, call, observer)
         body = parsed_body(result)
         if kind == "chat":
