@@ -314,3 +314,30 @@ def test_runs_whose_span_never_ends_are_evicted(agent_otel):
     assert processor.evicted_runs == before + 1
     assert sum(p.value for p in agent_otel.metric_points("agentwatch.processor.evicted_runs")) == 1
     leaked.end()  # ending it late is harmless
+
+
+def test_two_processors_on_one_provider_count_each_call_once():
+    """A user who adds AgentSpanProcessor by hand, next to the one ensure_processor() adds, gets one count."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import set_span_in_context
+
+    from agentwatch.processor import AgentSpanProcessor, ensure_processor
+
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(AgentSpanProcessor())
+    ensure_processor(provider)
+    tracer = provider.get_tracer("manual")
+    run = tracer.start_span("invoke_agent manual", attributes={"gen_ai.operation.name": "invoke_agent",
+                                                               "gen_ai.agent.name": "manual"})
+    for _ in range(2):
+        tracer.start_span("chat gpt-4o-mini", context=set_span_in_context(run), attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}).end()
+    run.end()
+    (ended,) = [s for s in exporter.get_finished_spans() if s.name == "invoke_agent manual"]
+    assert ended.attributes["gen_ai.invoke_agent.inference_calls"] == 2
+    assert ended.attributes["gen_ai.usage.input_tokens"] == 200

@@ -33,7 +33,7 @@ from agentwatch import semconv as sc
 from agentwatch import thresholds
 from agentwatch.logs import emit as emit_log
 from agentwatch.pricing import TokenUsage
-from agentwatch.runs import INFERENCE, OTHER, REGISTRY, RUN, TOOL, RunState, Tracked
+from agentwatch.runs import INFERENCE, NESTED_INFERENCE, OTHER, REGISTRY, RUN, TOOL, RunState, Tracked
 from agentwatch.telemetry import LabelLimiter, Telemetry, get_telemetry, report_internal_error
 
 _log = logging.getLogger("agentwatch")
@@ -80,9 +80,14 @@ def _int_attr(attributes: Any, *names: str) -> int | None:
 
 def usage_from_attributes(attributes: Any) -> TokenUsage | None:
     """Token usage from current or legacy attribute names; None when not reported."""
-    input_tokens = _int_attr(attributes, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.LEGACY_USAGE_PROMPT_TOKENS)
-    output_tokens = _int_attr(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.LEGACY_USAGE_COMPLETION_TOKENS)
-    if input_tokens is None or output_tokens is None:
+    get = attributes.get
+    input_tokens = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+    if input_tokens is None:
+        input_tokens = get(sc.LEGACY_USAGE_PROMPT_TOKENS)
+    output_tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+    if output_tokens is None:
+        output_tokens = get(sc.LEGACY_USAGE_COMPLETION_TOKENS)
+    if type(input_tokens) is not int or type(output_tokens) is not int or input_tokens < 0 or output_tokens < 0:
         return None
     return TokenUsage(
         input_tokens=input_tokens,
@@ -91,14 +96,31 @@ def usage_from_attributes(attributes: Any) -> TokenUsage | None:
                                     sc.LEGACY_USAGE_CACHE_READ_TOKENS) or 0,
         cache_write_tokens=_int_attr(attributes, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
                                      sc.LEGACY_USAGE_CACHE_CREATION_TOKENS) or 0,
-        reasoning_tokens=_int_attr(attributes, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
+        reasoning_tokens=_int_attr(attributes, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+                                   *sc.LEGACY_USAGE_REASONING_TOKENS) or 0,
     )
 
 
+def _attributes_of(span: Any) -> Any:
+    """The span's attribute dict for reading: the SDK container's plain dict when there is one (its
+    read-only view raises and catches KeyError on every missing key, ten times slower)."""
+    container = getattr(span, "_attributes", None)
+    plain = getattr(container, "_dict", None)
+    return plain if isinstance(plain, dict) else span.attributes
+
+
 def _write_ended(span: Span, attributes: dict[str, Any]) -> None:
-    """Sets attributes on a span in `_on_ending` (the SDK has already frozen its attribute container)."""
+    """Sets attributes on a span in `_on_ending` (the SDK has already frozen its attribute container).
+
+    Our values are plain numbers and booleans, so when the span has room under its attribute limit they go
+    straight into the container's dict; otherwise through the container, which applies the limit."""
     container = getattr(span, "_attributes", None)
     if container is None or not hasattr(container, "_immutable"):
+        return
+    plain = getattr(container, "_dict", None)
+    maxlen = getattr(container, "maxlen", None)
+    if isinstance(plain, dict) and (maxlen is None or len(plain) + len(attributes) <= maxlen):
+        plain.update(attributes)
         return
     container._immutable = False
     try:
@@ -157,25 +179,28 @@ class AgentSpanProcessor(SpanProcessor):
         attributes = span.attributes
         op = operation_of(attributes)
         span_id = span.context.span_id
+        if span_id in REGISTRY:
+            return  # another AgentSpanProcessor on this provider follows it already
         if op == sc.OP_INVOKE_AGENT:
             name = attributes.get(sc.GEN_AI_AGENT_NAME) or span.name
             run = RunState(str(name), span_id, parent_tracked.run if parent_tracked is not None else None)
-            REGISTRY[span_id] = Tracked(run, RUN, False)
+            REGISTRY[span_id] = Tracked(run, RUN, False, owner=self)
         elif parent_tracked is not None:
             kind = INFERENCE if op in sc.INFERENCE_OPERATIONS else TOOL if op == sc.OP_EXECUTE_TOOL else OTHER
             inside = parent_tracked.inside_inference
             tool = parent_tracked.tool
+            outer = (parent_tracked if parent_tracked.kind == INFERENCE else parent_tracked.outer) if inside else None
             if kind == INFERENCE and inside:
-                kind = OTHER  # an LLM-call span inside another: the outer one counts
+                kind = NESTED_INFERENCE  # an LLM-call span inside another: the outer one counts
             elif kind == TOOL:
                 name = attributes.get(sc.GEN_AI_TOOL_NAME)
                 if name is not None and name == tool:
                     kind = OTHER  # the same tool call seen twice (e.g. MCP client and in-process server)
                 tool = name
-            REGISTRY[span_id] = Tracked(parent_tracked.run, kind, inside or kind == INFERENCE, tool)
+            REGISTRY[span_id] = Tracked(parent_tracked.run, kind, inside or kind == INFERENCE, tool, self, outer)
         elif (parent is None or parent.is_remote) and self._is_root_run(span, op):
             run = RunState(self._root_run_name(span), span_id, from_root_span=True)
-            REGISTRY[span_id] = Tracked(run, RUN, False)
+            REGISTRY[span_id] = Tracked(run, RUN, False, owner=self)
 
     def _is_root_run(self, span: Span, op: str | None) -> bool:
         if self.root_span_runs == "off" or op in sc.INFERENCE_OPERATIONS or op == sc.OP_EXECUTE_TOOL:
@@ -190,13 +215,17 @@ class AgentSpanProcessor(SpanProcessor):
     def _on_ending(self, span: Span) -> None:
         try:
             tracked = REGISTRY.get(span.context.span_id)
-            if tracked is None:
+            if tracked is None or tracked.owner is not self:
                 return
             if tracked.kind == RUN:
                 if sc.GEN_AI_INVOKE_AGENT_INFERENCE_CALLS_ATTR not in span.attributes:
                     _write_ended(span, self.run_attributes(tracked.run))
             elif tracked.kind == INFERENCE:
-                self._count_inference(span, tracked.run)
+                self._count_inference(span, tracked)
+            elif tracked.kind == NESTED_INFERENCE and tracked.outer is not None:
+                cost = _attributes_of(span).get(sc.AGENTWATCH_COST_USD)
+                if isinstance(cost, (int, float)):
+                    tracked.outer.inner_cost = float(cost)
             elif tracked.kind == TOOL:
                 tracked.run.add_tool(_failed(span) is not None)
         except Exception:  # noqa: BLE001
@@ -208,25 +237,43 @@ class AgentSpanProcessor(SpanProcessor):
         attrs.setdefault(sc.GEN_AI_AGENT_NAME, run.name)
         return attrs
 
-    def _count_inference(self, span: Span, run: RunState) -> None:
-        attributes = span.attributes
+    def _count_inference(self, span: Span, tracked: Tracked) -> None:
+        run = tracked.run
+        attributes = _attributes_of(span)
         usage = usage_from_attributes(attributes)
         cost = attributes.get(sc.AGENTWATCH_COST_USD)
-        if usage is not None and cost is None and not attributes.get(sc.AGENTWATCH_COST_UNKNOWN):
-            provider = attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.LEGACY_GEN_AI_SYSTEM) or ""
-            model = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL) or ""
-            cost = self.telemetry().prices().cost(str(provider), str(model), usage)
-            _write_ended(span, {sc.AGENTWATCH_COST_USD: cost} if cost is not None
-                         else {sc.AGENTWATCH_COST_UNKNOWN: True})
+        if cost is None and tracked.inner_cost is not None:
+            cost = tracked.inner_cost  # agentwatch's own span inside priced (and metered) this call already
+        elif usage is not None and cost is None and not attributes.get(sc.AGENTWATCH_COST_UNKNOWN):
+            cost = self._price_foreign_call(span, attributes, usage)
         run.add_inference(usage, cost if isinstance(cost, (int, float)) else None)
         for warned_run, limit, used, allowed in run.new_budget_warnings():
             self._budget_warning(span, warned_run, limit, used, allowed)
 
+    def _price_foreign_call(self, span: Span, attributes: Any, usage: TokenUsage) -> float | None:
+        """Cost for an LLM-call span another instrumentation made: on the span, and in the cost metrics."""
+        tel = self.telemetry()
+        provider = str(attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.LEGACY_GEN_AI_SYSTEM) or "")
+        request_model = str(attributes.get(sc.GEN_AI_REQUEST_MODEL) or "unknown")
+        response_model = attributes.get(sc.GEN_AI_RESPONSE_MODEL)
+        cost = tel.prices().cost(provider, str(response_model or request_model), usage)
+        labels = tel.metric_labels(str(operation_of(attributes)), provider, request_model,
+                                   str(response_model) if response_model else None, None, None, None)
+        if cost is not None:
+            _write_ended(span, {sc.AGENTWATCH_COST_USD: cost})
+            tel.cost.add(cost, labels.price)
+        else:
+            _write_ended(span, {sc.AGENTWATCH_COST_UNKNOWN: True})
+            tel.unpriced.add(1, labels.price)
+        return cost
+
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            tracked = REGISTRY.pop(span.context.span_id, None)
-            if tracked is None:
+            span_id = span.context.span_id
+            tracked = REGISTRY.get(span_id)
+            if tracked is None or tracked.owner is not self:
                 return
+            del REGISTRY[span_id]
             if tracked.kind == RUN:
                 self._run_ended(span, tracked.run)
             elif tracked.kind == TOOL:

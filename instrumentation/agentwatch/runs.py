@@ -167,7 +167,9 @@ class RunState:
 
     def new_budget_warnings(self) -> list[tuple["RunState", str, float, float]]:
         """Limits that crossed the warning fraction since the last call (each reported once per run)."""
-        out = []
+        out: list[tuple[RunState, str, float, float]] = []
+        if all(run.budget is None for run in self.chain()):
+            return out
         for run in self.chain():
             if run.budget is None:
                 continue
@@ -212,9 +214,13 @@ class Tracked:
     """A live span the processor follows: its run, whether an LLM-call span encloses it, and the name of the
     innermost tool call around it (to recognise the same tool call seen twice, e.g. MCP client and server)."""
 
-    __slots__ = ("run", "kind", "inside_inference", "tool", "started")
+    __slots__ = ("run", "kind", "inside_inference", "tool", "started", "owner", "outer", "inner_cost")
 
-    def __init__(self, run: RunState, kind: int, inside_inference: bool, tool: str | None = None):
+    def __init__(self, run: RunState, kind: int, inside_inference: bool, tool: str | None = None,
+                 owner: object = None, outer: "Tracked | None" = None):
+        self.owner = owner  # the processor that follows this span (two on one provider must not both count)
+        self.outer = outer  # for a span inside an LLM-call span: that (counted) span's entry
+        self.inner_cost: float | None = None  # a nested LLM-call span's cost, for its outer span
         self.run = run
         self.kind = kind
         self.inside_inference = inside_inference
@@ -222,8 +228,8 @@ class Tracked:
         self.started = time.monotonic()
 
 
-# kinds of tracked spans
-RUN, INFERENCE, TOOL, OTHER = 0, 1, 2, 3
+# kinds of tracked spans; NESTED_INFERENCE is an LLM-call span inside another (counted once, by the outer)
+RUN, INFERENCE, TOOL, OTHER, NESTED_INFERENCE = 0, 1, 2, 3, 4
 
 # span id -> Tracked, for every live span inside a run (shared by all processors of the process)
 REGISTRY: dict[int, Tracked] = {}

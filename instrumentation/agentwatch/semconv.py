@@ -58,6 +58,7 @@ LEGACY_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 LEGACY_USAGE_CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
 LEGACY_USAGE_CACHE_CREATION_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
 LEGACY_LLM_REQUEST_TYPE: Final = "llm.request.type"
+LEGACY_USAGE_REASONING_TOKENS: Final = ("gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
