@@ -72,7 +72,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import yaml
 from genai_prices import Usage, data_snapshot
@@ -155,13 +155,13 @@ class PricingConfigError(ValueError):
     """A malformed override file; the message names the file, the entry and what is wrong."""
 
 
-@dataclass(frozen=True)
-class TokenUsage:
+class TokenUsage(NamedTuple):
     """Token counts of one call, with OTel GenAI semantics (see the module docstring).
 
     `input_tokens` includes the cache read/write parts; `output_tokens` includes `reasoning_tokens`.
     A count the provider did not report may be None: None cache/reasoning counts mean 0, a None
-    input/output count makes `cost()` return None.
+    input/output count makes `cost()` return None. (A NamedTuple: immutable, and built on every LLM call,
+    several times faster than a frozen dataclass.)
     """
 
     input_tokens: int

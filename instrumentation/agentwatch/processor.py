@@ -176,7 +176,7 @@ class AgentSpanProcessor(SpanProcessor):
             self._sweep()
         parent = span.parent
         parent_tracked = REGISTRY.get(parent.span_id) if parent is not None else None
-        attributes = span.attributes
+        attributes = _attributes_of(span)
         op = operation_of(attributes)
         span_id = span.context.span_id
         if span_id in REGISTRY:

@@ -117,21 +117,23 @@ class RunState:
             run = run.parent
 
     def add_inference(self, usage: TokenUsage | None, cost: float | None) -> None:
-        for run in self.chain():
+        run: RunState | None = self
+        while run is not None:
             with run.lock:
                 run.inference_calls += 1
                 if usage is None:
                     run.usage_unavailable_calls += 1
-                    continue
-                run.input_tokens += usage.input_tokens
-                run.output_tokens += usage.output_tokens
-                run.cache_read_tokens += usage.cache_read_tokens
-                run.cache_write_tokens += usage.cache_write_tokens
-                run.reasoning_tokens += usage.reasoning_tokens
-                if cost is None:
-                    run.unpriced_calls += 1
                 else:
-                    run.cost += cost
+                    run.input_tokens += usage.input_tokens
+                    run.output_tokens += usage.output_tokens
+                    run.cache_read_tokens += usage.cache_read_tokens
+                    run.cache_write_tokens += usage.cache_write_tokens
+                    run.reasoning_tokens += usage.reasoning_tokens
+                    if cost is None:
+                        run.unpriced_calls += 1
+                    else:
+                        run.cost += cost
+            run = run.parent
 
     def add_tool(self, failed: bool) -> None:
         for run in self.chain():
