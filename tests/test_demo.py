@@ -50,8 +50,10 @@ def _run_demo(out_dir: Path, port: int, env: dict[str, str] | None = None, *args
     return subprocess.run(cmd, env=env or _env(), capture_output=True, text=True, timeout=timeout)
 
 
-def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _records(path: Path, event: str | None = sc.LOG_EVENT_LLM_CALL) -> list[dict]:
+    """The JSON log records of one agent: its LLM calls by default, every record with `event=None`."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in records if event is None or r["event.action"] == event]
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +86,18 @@ def test_exit_code_and_all_four_agents_in_the_summary(demo):
 def test_json_log_records_carry_trace_and_span_ids(demo):
     _, out, _, summary = demo
     for name in AGENTS:
+        every = _records(out / f"{name}.jsonl", event=None)
         records = _records(out / f"{name}.jsonl")
         assert len(records) == summary["agents"][name]["calls"] > 0
-        for record in records:
+        runs = [r for r in every if r["event.action"] == sc.LOG_EVENT_AGENT_RUN]
+        assert len(runs) == summary["runs"], "one record per agent run, with its totals"
+        assert sum(r[sc.GEN_AI_INVOKE_AGENT_INFERENCE_CALLS_ATTR] for r in runs) == len(records)
+        if name != "costly":  # the costly agent uses no tools
+            assert any(r["event.action"] == sc.LOG_EVENT_TOOL_CALL for r in every)
+        for record in every:
             assert re.fullmatch(r"[0-9a-f]{32}", record["trace.id"]) and record["trace.id"] != "0" * 32
             assert re.fullmatch(r"[0-9a-f]{16}", record["span.id"])
             assert record["service.name"] == f"demo-{name}"
-            assert record["event.action"] == sc.LOG_EVENT_LLM_CALL
             assert record["event.duration"] > 0
         # The same ids are on the console-exported spans of that process.
         spans_text = (out / f"{name}.spans.json").read_text()
@@ -172,7 +179,8 @@ def test_otlp_endpoint_sends_spans_and_logs_over_otlp_and_the_seed_decides_the_c
         env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_TRACES_EXPORTER="console")
         proc = _run_demo(tmp_path, _free_port_base(), env)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        spans = [s for s in receiver.spans() if s.scope_name == "agentwatch"]
+        spans = [s for s in receiver.spans() if s.scope_name == "agentwatch"
+                 and s.attributes.get("gen_ai.operation.name") in sc.INFERENCE_OPERATIONS]
         logs = receiver.logs_with_event(sc.LOG_EVENT_LLM_CALL)
     assert {s.resource_attributes["service.name"] for s in spans} == {f"demo-{a}" for a in AGENTS}
     records = [r for a in AGENTS for r in _records(tmp_path / f"{a}.jsonl")]

@@ -1,7 +1,9 @@
-"""Demo agent workloads: ordinary OpenAI / Anthropic SDK code with no telemetry in it.
+"""Demo agent workloads: ordinary OpenAI / Anthropic SDK code.
 
-`agentwatch demo` runs each agent under `opentelemetry-instrument` (zero-code), exactly like a user would run
-their own agent; nothing here imports agentwatch or OpenTelemetry. Every agent talks to the stub LLM server
+`agentwatch demo` runs each agent under `opentelemetry-instrument`, exactly like a user would run their own
+agent: the LLM calls are instrumented with no code change. Like a user who wants agent-level telemetry, the
+agents mark their runs (`agentwatch.agent_run`) and tools (`@agentwatch.tool`), so the span processor counts
+steps, tool calls, tokens and cost per run. Every agent talks to the stub LLM server
 (`agentwatch.demo.stub`) and is deterministic for a given `--seed`:
 
 * support  -- OpenAI chat with tools (lookup_order, refund); a tool-call loop per customer turn until the
@@ -39,6 +41,8 @@ from typing import Any, Callable
 
 import anthropic
 import openai
+
+import agentwatch
 
 AGENTS = ("support", "research", "flaky", "costly")
 
@@ -112,11 +116,13 @@ class SupportAgent:
         self.client = client
         self.rng = rng
 
+    @agentwatch.tool(name="lookup_order")
     def lookup_order(self, order_id: str) -> dict[str, Any]:
         _tool_work(self.rng)
         status = self.rng.choice(("shipped", "processing", "delivered", "delayed"))
         return {"order_id": order_id, "status": status, "amount": round(self.rng.uniform(9, 240), 2)}
 
+    @agentwatch.tool(name="refund")
     def refund(self, order_id: str, amount: float) -> dict[str, Any]:
         _tool_work(self.rng, 0.02, 0.08)
         return {"order_id": order_id, "refunded": amount, "reference": f"RF{self.rng.randrange(10**6):06d}"}
@@ -221,12 +227,14 @@ class ResearchAgent:
         self.client = client
         self.rng = rng
 
+    @agentwatch.tool(name="web_search")
     def web_search(self, query: str) -> str:
         _tool_work(self.rng, 0.03, 0.10)
         hits = [f"{i + 1}. {query} - overview part {self.rng.randrange(1, 9)} (https://example.org/{i})"
                 for i in range(3)]
         return "\n".join(hits)
 
+    @agentwatch.tool(name="read_page")
     def read_page(self, url: str) -> str:
         _tool_work(self.rng, 0.02, 0.08)
         return " ".join(self.rng.choice(_WORDS) for _ in range(self.rng.randrange(120, 260)))
@@ -306,12 +314,14 @@ class FlakyAgent:
         self.rng = rng
         self.failure_rate = failure_rate
 
+    @agentwatch.tool(name="check_inventory")
     def check_inventory(self, sku: str) -> dict[str, Any]:
         _tool_work(self.rng)
         if self.rng.random() < self.failure_rate:
             raise InventoryUnavailable("inventory service timed out")
         return {"sku": sku, "in_stock": self.rng.randrange(0, 40)}
 
+    @agentwatch.tool(name="reserve_stock")
     def reserve_stock(self, sku: str, units: int) -> dict[str, Any]:
         _tool_work(self.rng)
         if self.rng.random() < self.failure_rate:
@@ -467,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for index in range(args.runs):
             try:
-                stats = agent.run(index)
+                with agentwatch.agent_run(args.agent, conversation_id=f"{args.agent}-{args.seed}-{index}") as run:
+                    stats = agent.run(index)
+                    if stats.failed:
+                        run.fail("gave up after retries", error_type="retries_exhausted")
             except (openai.APIError, anthropic.APIError) as exc:
                 # A production agent logs and moves on to the next request instead of dying.
                 print(f"{args.agent}: run {index + 1} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
