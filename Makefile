@@ -40,6 +40,9 @@ test: setup system-deps
 demo: setup
 	$(BIN)/agentwatch demo
 
+generate: setup
+	$(BIN)/agentwatch generate
+
 bench: setup
 	$(BIN)/python bench/bench_overhead.py
 	$(BIN)/python bench/bench_pricing.py

@@ -25,6 +25,7 @@ LAYERS = {
     "agentwatch.distro": 5,
     "agentwatch._setup": 5,
     "agentwatch": 5,
+    "agentwatch.generate": 6,
     "agentwatch.demo": 6,
     "agentwatch.cli": 7,
 }

@@ -81,6 +81,53 @@ def demo(runs: int, seed: int, failure_rate: float, prometheus_port: int, out_di
 
 
 @main.command()
+@click.option("--out-dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Root the artifacts go under (alerts/...); e.g. --out-dir /tmp/aw-artifacts.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 listing every file that is missing, differs or is stale.")
+@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False),
+              help="Threshold override file (default: $AGENTWATCH_THRESHOLDS_FILE, else the bundled table); "
+                   "e.g. --thresholds my-thresholds.yaml.")
+def generate(out_dir: str, check: bool, thresholds_file: str | None) -> None:
+    """Generate the alert rules, Alertmanager routing and runbooks from the threshold table.
+
+    Writes alerts/rules/*.yaml (recording rules and alerts), alerts/alertmanager/alertmanager.yml with its
+    templates, and alerts/runbooks/<AlertName>.md under --out-dir. With --check, compares instead: CI runs
+    it so the committed files never drift from the generators.
+
+    \b
+    Examples:
+        agentwatch generate
+        agentwatch generate --check
+        agentwatch generate --thresholds my-thresholds.yaml --out-dir deploy/
+    """
+    from agentwatch import generate as gen
+    from agentwatch.thresholds import ThresholdsError, load
+
+    try:
+        files = gen.artifacts(load(thresholds_file))
+    except ThresholdsError as exc:
+        _fail(str(exc))
+    if check:
+        problems = gen.drift(out_dir, files)
+        if problems:
+            click.echo(f"agentwatch: {len(problems)} generated file(s) out of date under {out_dir}:", err=True)
+            for problem in problems:
+                click.echo(f"  {problem}", err=True)
+            click.echo("run `agentwatch generate` and commit the result", err=True)
+            sys.exit(1)
+        click.echo(f"{len(files)} generated files up to date under {out_dir}")
+        return
+    try:
+        changed = gen.write(out_dir, files)
+    except OSError as exc:
+        _fail(f"cannot write under {out_dir}: {exc.strerror or exc}")
+    for rel in changed:
+        click.echo(f"updated {rel}")
+    click.echo(f"{len(files)} files generated under {out_dir} ({len(changed)} changed)")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; e.g. --host 0.0.0.0.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0 picks a free one); e.g. --port 9000.")
