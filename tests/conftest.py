@@ -174,6 +174,32 @@ class GlobalCapture(Captured):
     def spans_named(self, prefix):
         return [s for s in self.finished() if s.name.startswith(prefix)]
 
+    def run_spans(self, agent):
+        return [s for s in self.finished() if s.name == f"invoke_agent {agent}"]
+
+    def run_span(self, agent):
+        (span,) = self.run_spans(agent)
+        return span
+
+    def descendants(self, root):
+        """Every finished span below `root`, at any depth."""
+        by_id = {s.context.span_id: s for s in self.finished()}
+
+        def under(span):
+            parent = span.parent
+            while parent is not None:
+                if parent.span_id == root.context.span_id:
+                    return True
+                parent = by_id[parent.span_id].parent if parent.span_id in by_id else None
+            return False
+
+        return [s for s in self.finished() if under(s)]
+
+    def llm_calls_under(self, root):
+        """agentwatch's LLM-call spans below `root`."""
+        inference = {s.context.span_id for s in self.inference_spans()}
+        return [s for s in self.descendants(root) if s.context.span_id in inference]
+
 
 _GLOBAL: dict = {}
 

@@ -31,25 +31,6 @@ def refund_order(order_id: str) -> dict:
     raise ValueError(f"order {order_id} is not refundable")
 
 
-def run_span(capture, name):
-    (span,) = [s for s in capture.finished() if s.name == f"invoke_agent {name}"]
-    return span
-
-
-def llm_spans_under(capture, run):
-    by_id = {s.context.span_id: s for s in capture.finished()}
-
-    def inside(span):
-        parent = span.parent
-        while parent is not None:
-            if parent.span_id == run.context.span_id:
-                return True
-            parent = by_id[parent.span_id].parent if parent.span_id in by_id else None
-        return False
-
-    return [s for s in capture.inference_spans() if inside(s)]
-
-
 def test_run_totals_are_the_exact_sum_of_its_calls(agent_otel, openai_client, anthropic_client):
     with agentwatch.agent_run("support-agent", conversation_id="conv-1") as run:
         ask(openai_client)
@@ -60,7 +41,7 @@ def test_run_totals_are_the_exact_sum_of_its_calls(agent_otel, openai_client, an
         anthropic_client.messages.create(model="claude-haiku-4-5", max_tokens=50,
                                          messages=[{"role": "user", "content": "summarise"}])
         assert run.state.inference_calls == 3
-    span = run_span(agent_otel, "support-agent")
+    span = agent_otel.run_span("support-agent")
     a = span.attributes
     assert span.kind is SpanKind.INTERNAL
     assert a["gen_ai.operation.name"] == "invoke_agent"
@@ -69,7 +50,7 @@ def test_run_totals_are_the_exact_sum_of_its_calls(agent_otel, openai_client, an
     assert a["gen_ai.invoke_agent.inference_calls"] == 3
     assert a["gen_ai.invoke_agent.tool_calls"] == 2
     assert a["agentwatch.agent.tool_errors"] == 1
-    calls = llm_spans_under(agent_otel, span)
+    calls = agent_otel.llm_calls_under(span)
     assert len(calls) == 3
     assert a["gen_ai.usage.input_tokens"] == sum(c.attributes["gen_ai.usage.input_tokens"] for c in calls)
     assert a["gen_ai.usage.output_tokens"] == sum(c.attributes["gen_ai.usage.output_tokens"] for c in calls)
@@ -136,7 +117,7 @@ def test_nested_runs_count_for_their_parent(agent_otel, openai_client):
             ask(openai_client)
             ask(openai_client)
             lookup_order("B2")
-    planner, researcher = run_span(agent_otel, "planner"), run_span(agent_otel, "researcher")
+    planner, researcher = agent_otel.run_span("planner"), agent_otel.run_span("researcher")
     assert researcher.parent.span_id == planner.context.span_id
     assert researcher.attributes["gen_ai.invoke_agent.inference_calls"] == 2
     assert planner.attributes["gen_ai.invoke_agent.inference_calls"] == 3
@@ -164,7 +145,7 @@ async def test_concurrent_async_runs_keep_their_own_totals(agent_otel, async_ope
     runs = agent_otel.spans_named("invoke_agent worker")
     assert sorted(r.attributes["gen_ai.invoke_agent.inference_calls"] for r in runs) == [1, 2, 3, 4, 5]
     for run in runs:
-        calls = llm_spans_under(agent_otel, run)
+        calls = agent_otel.llm_calls_under(run)
         assert len(calls) == run.attributes["gen_ai.invoke_agent.inference_calls"]
         assert run.attributes["gen_ai.invoke_agent.tool_calls"] == len(calls)
         assert math.isclose(run.attributes["agentwatch.usage.cost_usd"],
@@ -183,7 +164,7 @@ def test_concurrent_threads_keep_their_own_totals(agent_otel, openai_client):
     for t in threads:
         t.join()
     for n in range(1, 6):
-        assert run_span(agent_otel, f"thread-{n}").attributes["gen_ai.invoke_agent.inference_calls"] == n
+        assert agent_otel.run_span(f"thread-{n}").attributes["gen_ai.invoke_agent.inference_calls"] == n
 
 
 def test_budget_stops_a_runaway_loop_before_the_request(agent_otel, openai_client, stub):
@@ -194,7 +175,7 @@ def test_budget_stops_a_runaway_loop_before_the_request(agent_otel, openai_clien
                 ask(openai_client)
     assert stopped.value.limit == "inference_calls" and stopped.value.allowed == 5
     assert len(stub.requests) - sent_before == 5, "the 6th request is never sent"
-    run = run_span(agent_otel, "runaway")
+    run = agent_otel.run_span("runaway")
     assert run.attributes["error.type"] == "budget_exceeded"
     assert run.attributes["gen_ai.invoke_agent.inference_calls"] == 5
     assert len(agent_otel.inference_spans()) == 5
@@ -209,7 +190,7 @@ def test_cost_budget_from_environment(agent_otel, openai_client, monkeypatch):
             for _ in range(100):
                 ask(openai_client, "a fairly long question " * 20)
     assert stopped.value.limit == "cost_usd"
-    run = run_span(agent_otel, "spender")
+    run = agent_otel.run_span("spender")
     assert run.attributes["agentwatch.usage.cost_usd"] >= 0.00001
     assert run.attributes["gen_ai.invoke_agent.inference_calls"] < 100
 
@@ -222,7 +203,7 @@ def test_run_and_tool_log_records(agent_otel, openai_client):
     run_record = records["gen_ai.invoke_agent"]
     assert run_record.attributes["gen_ai.invoke_agent.inference_calls"] == 1
     assert run_record.attributes["event.outcome"] == "success"
-    assert run_record.trace_id == run_span(agent_otel, "support-agent").context.trace_id
+    assert run_record.trace_id == agent_otel.run_span("support-agent").context.trace_id
     tool_record = records["gen_ai.execute_tool"]
     assert tool_record.attributes["gen_ai.tool.name"] == "lookup_order"
     assert "gen_ai.tool.call.arguments" not in tool_record.attributes
@@ -254,7 +235,7 @@ def test_async_tool_error_is_reraised_unchanged(agent_otel):
     with pytest.raises(RuntimeError) as raised:
         asyncio.run(main())
     assert raised.value is error
-    run = run_span(agent_otel, "async-agent")
+    run = agent_otel.run_span("async-agent")
     assert run.attributes["agentwatch.agent.tool_errors"] == 1
     assert run.attributes["error.type"] == "RuntimeError"
 
@@ -269,7 +250,7 @@ def test_anthropic_sdk_span_inside_ours_is_counted_once(agent_otel, stub):
         client.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=[{"role": "user", "content": "x"}])
     assert any(s.instrumentation_scope.name != "agentwatch" and s.attributes.get("gen_ai.operation.name") == "chat"
                for s in agent_otel.finished()), "the SDK's own chat span is present"
-    assert run_span(agent_otel, "claude-agent").attributes["gen_ai.invoke_agent.inference_calls"] == 1
+    assert agent_otel.run_span("claude-agent").attributes["gen_ai.invoke_agent.inference_calls"] == 1
 
 
 def test_root_span_fallback_treats_a_request_as_a_run(agent_otel, openai_client):

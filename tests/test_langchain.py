@@ -71,11 +71,6 @@ def tool_call(name, call_id, **args):
     return {"type": "tool_call", "id": call_id, "name": name, "args": args}
 
 
-def run_span(capture, name):
-    (span,) = capture.spans_named(f"invoke_agent {name}")
-    return span
-
-
 def spans_by_name(capture):
     spans = {}
     for span in capture.spans_named("execute_tool "):
@@ -95,7 +90,7 @@ async def test_each_tool_execution_is_one_span(lc_otel):
     assert isinstance(message, ToolMessage) and message.tool_call_id == "call_1" and message.status == "success"
     assert isinstance(invoice, ToolMessage) and invoice.content == "invoice-A4"
 
-    run = run_span(lc_otel, "lc-agent")
+    run = lc_otel.run_span("lc-agent")
     assert run.attributes["gen_ai.invoke_agent.tool_calls"] == 6
     assert run.attributes["agentwatch.agent.tool_errors"] == 0
     spans = spans_by_name(lc_otel)
@@ -126,7 +121,7 @@ async def test_handled_tool_exception_is_a_failed_call(lc_otel):
         assert lookup_order.invoke({"order_id": "B4"})["status"] == "shipped"
     assert message.status == "error" and message.content == "order B2 is not refundable"
 
-    run = run_span(lc_otel, "lc-agent")
+    run = lc_otel.run_span("lc-agent")
     assert run.attributes["gen_ai.invoke_agent.tool_calls"] == 4
     assert run.attributes["agentwatch.agent.tool_errors"] == 3
     assert run.status.status_code is StatusCode.UNSET
@@ -166,7 +161,7 @@ async def test_exceptions_propagate_unchanged(lc_otel):
         with pytest.raises(RuntimeError) as raised:
             await explode_async.ainvoke({"x": 1})
         assert raised.value is boom
-    run = run_span(lc_otel, "lc-agent")
+    run = lc_otel.run_span("lc-agent")
     assert run.attributes["gen_ai.invoke_agent.tool_calls"] == 3
     assert run.attributes["agentwatch.agent.tool_errors"] == 3
     spans = spans_by_name(lc_otel)
@@ -184,7 +179,7 @@ def test_handled_validation_error_is_a_failed_call(lc_otel):
     (span,) = lc_otel.spans_named("execute_tool strict_add")
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "ValidationError"
-    assert run_span(lc_otel, "lc-agent").attributes["agentwatch.agent.tool_errors"] == 1
+    assert lc_otel.run_span("lc-agent").attributes["agentwatch.agent.tool_errors"] == 1
 
 
 async def test_no_double_span_when_a_tool_reenters_itself_or_nests(lc_otel):
@@ -224,7 +219,7 @@ async def test_no_double_span_when_a_tool_reenters_itself_or_nests(lc_otel):
         assert outer.invoke({"text": "stand"}) == "please stand"
     spans = spans_by_name(lc_otel)
     assert {name: len(s) for name, s in spans.items()} == {"shout": 2, "polite": 2, "outer": 1}
-    run = run_span(lc_otel, "lc-agent")
+    run = lc_otel.run_span("lc-agent")
     (outer_span,) = spans["outer"]
     inner = [s for s in spans["polite"] if s.parent.span_id == outer_span.context.span_id]
     assert len(inner) == 1, "a tool called by a tool is its child"
@@ -257,7 +252,7 @@ def test_uninstrument_removes_the_spans(lc_otel):
         assert lookup_order.invoke({"order_id": "E1"})["status"] == "shipped"
         assert refund_handled.invoke({"order_id": "E2"}) == "order E2 is not refundable"
     assert lc_otel.spans_named("execute_tool") == []
-    assert run_span(lc_otel, "lc-agent").attributes["gen_ai.invoke_agent.tool_calls"] == 0
+    assert lc_otel.run_span("lc-agent").attributes["gen_ai.invoke_agent.tool_calls"] == 0
 
 
 def test_agentwatch_failure_passes_the_call_through(lc_otel, monkeypatch):

@@ -57,11 +57,6 @@ async def stdio_session(params, errlog):
             yield session
 
 
-def run_span(capture, name):
-    (span,) = capture.spans_named(f"invoke_agent {name}")
-    return span
-
-
 def tool_spans(capture):
     return {s.name.removeprefix("execute_tool "): s for s in capture.spans_named("execute_tool ")}
 
@@ -81,7 +76,7 @@ async def test_tool_calls_are_execute_tool_spans_of_the_run(mcp_otel, server_par
     assert json.loads(text_of(found)) == {"order_id": "A1", "status": "shipped"}
     assert refused.is_error is True and "not refundable" in text_of(refused)
 
-    run = run_span(mcp_otel, "mcp-agent")
+    run = mcp_otel.run_span("mcp-agent")
     assert run.attributes["gen_ai.invoke_agent.tool_calls"] == 2
     assert run.attributes["agentwatch.agent.tool_errors"] == 1
     assert run.status.status_code is StatusCode.UNSET
@@ -129,7 +124,7 @@ async def test_exception_propagates_unchanged(mcp_otel, server_params, server_lo
                 await session.call_tool("slow", {"seconds": 5}, read_timeout_seconds=0.2)
             assert type(raised.value) is MCPError and "timed out" in str(raised.value)
             assert (await session.call_tool("lookup_order", {"order_id": "B2"})).is_error is False
-    run = run_span(mcp_otel, "mcp-agent")
+    run = mcp_otel.run_span("mcp-agent")
     assert run.attributes["gen_ai.invoke_agent.tool_calls"] == 2
     assert run.attributes["agentwatch.agent.tool_errors"] == 1
     slow = tool_spans(mcp_otel)["slow"]
@@ -160,7 +155,7 @@ async def test_high_level_client_is_one_span_per_tool_call(mcp_otel, server_para
         async with agentwatch.agent_run("mcp-agent"):
             assert (await client.call_tool("lookup_order", {"order_id": "D4"})).is_error is False
             assert (await client.call_tool("refund", {"order_id": "D4"})).is_error is True
-    run = run_span(mcp_otel, "mcp-agent")
+    run = mcp_otel.run_span("mcp-agent")
     assert run.attributes["gen_ai.invoke_agent.tool_calls"] == 2
     assert run.attributes["agentwatch.agent.tool_errors"] == 1
     tools = mcp_otel.spans_named("execute_tool ")
@@ -196,7 +191,7 @@ async def test_langchain_tool_around_mcp_is_one_span(mcp_otel, server_params, se
     finally:
         langchain.uninstrument()
     assert found.status == "success" and refused.status == "error"
-    run = run_span(mcp_otel, "mcp-agent")
+    run = mcp_otel.run_span("mcp-agent")
     assert run.attributes["gen_ai.invoke_agent.tool_calls"] == 2
     assert run.attributes["agentwatch.agent.tool_errors"] == 1
     tools = tool_spans(mcp_otel)
@@ -218,7 +213,7 @@ async def test_uninstrument_removes_the_spans(mcp_otel, server_params, server_lo
             assert (await session.call_tool("lookup_order", {"order_id": "F6"})).is_error is False
             assert (await session.call_tool("refund", {"order_id": "F6"})).is_error is True
     assert mcp_otel.spans_named("execute_tool") == []
-    assert run_span(mcp_otel, "mcp-agent").attributes["gen_ai.invoke_agent.tool_calls"] == 0
+    assert mcp_otel.run_span("mcp-agent").attributes["gen_ai.invoke_agent.tool_calls"] == 0
 
 
 async def test_agentwatch_failure_passes_the_call_through(mcp_otel, server_params, server_log, monkeypatch):
@@ -266,7 +261,7 @@ async def test_in_process_server_span_continues_the_trace(mcp_otel):
 
 async def test_in_process_server_counts_each_call_once(mcp_otel):
     await in_process_calls()
-    run = run_span(mcp_otel, "mcp-agent")
+    run = mcp_otel.run_span("mcp-agent")
     assert (run.attributes["gen_ai.invoke_agent.tool_calls"], run.attributes["agentwatch.agent.tool_errors"]) == (2, 1)
 
 

@@ -69,39 +69,10 @@ def support_agent(model, name="support-agent", **settings):
                  tools=[lookup_order, refund_order], model_settings=ModelSettings(**settings))
 
 
-def run_spans(capture, name):
-    return [s for s in capture.finished() if s.name == f"invoke_agent {name}"]
-
-
-def run_span(capture, name):
-    (span,) = run_spans(capture, name)
-    return span
-
-
-def descendants(capture, root):
-    """Every finished span below `root` (any depth)."""
-    by_id = {s.context.span_id: s for s in capture.finished()}
-
-    def under(span):
-        parent = span.parent
-        while parent is not None:
-            if parent.span_id == root.context.span_id:
-                return True
-            parent = by_id[parent.span_id].parent if parent.span_id in by_id else None
-        return False
-
-    return [s for s in capture.finished() if under(s)]
-
-
-def chats_under(capture, root):
-    inference = {s.context.span_id for s in capture.inference_spans()}
-    return [s for s in descendants(capture, root) if s.context.span_id in inference]
-
-
 def assert_run_totals(capture, run, *, calls, tools, tool_errors=0):
     """The run's totals are exactly what its descendants add up to."""
     a = run.attributes
-    chats = chats_under(capture, run)
+    chats = capture.llm_calls_under(run)
     assert [c.name for c in chats] == ["chat gpt-4o-mini"] * calls
     assert a["gen_ai.invoke_agent.inference_calls"] == len(chats) == calls
     assert a["gen_ai.invoke_agent.tool_calls"] == tools
@@ -122,7 +93,7 @@ async def test_async_run_is_one_agent_run_with_its_model_calls_and_tools(agents_
     result = await Runner.run(support_agent(chat_model(stub)), "Where is my order A1?")
     assert isinstance(result.final_output, str) and result.final_output
 
-    run = run_span(agents_otel, "support-agent")
+    run = agents_otel.run_span("support-agent")
     assert run.parent is None and run.status.status_code is StatusCode.UNSET
     assert run.attributes["gen_ai.operation.name"] == "invoke_agent"
     assert run.attributes["gen_ai.agent.name"] == "support-agent"
@@ -151,7 +122,7 @@ def test_run_sync_with_a_raising_tool(agents_otel, stub):
     tool_output = [i for i in result.new_items if i.type == "tool_call_output_item"][0].output
     assert "An error occurred while running the tool" in tool_output  # the model sees no exception
 
-    run = run_span(agents_otel, "refund-agent")
+    run = agents_otel.run_span("refund-agent")
     assert run.status.status_code is StatusCode.UNSET and "error.type" not in run.attributes
     assert_run_totals(agents_otel, run, calls=2, tools=1, tool_errors=1)
     (tool,) = tool_spans(agents_otel)
@@ -173,7 +144,7 @@ def test_tool_error_without_failure_function_fails_the_run(agents_otel, stub):
     assert isinstance(raised.value.__cause__, PermissionError), "the caller sees the SDK's exception unchanged"
     (tool,) = tool_spans(agents_otel)
     assert tool.attributes["error.type"] == "PermissionError" and tool.status.status_code is StatusCode.ERROR
-    run = run_span(agents_otel, "strict-agent")
+    run = agents_otel.run_span("strict-agent")
     assert run.attributes["error.type"] == "UserError" and run.status.status_code is StatusCode.ERROR
     assert run.attributes["gen_ai.invoke_agent.tool_calls"] == 1
     assert run.attributes["agentwatch.agent.tool_errors"] == 1
@@ -183,7 +154,7 @@ def test_agent_metrics(agents_otel, stub):
     Runner.run_sync(support_agent(chat_model(stub)), "Where is my order A1?")
     Runner.run_sync(support_agent(chat_model(stub), tool_choice="refund_order"), "Refund order A1")
 
-    runs = run_spans(agents_otel, "support-agent")
+    runs = agents_otel.run_spans("support-agent")
     assert len(runs) == 2
     (duration,) = agents_otel.metric_points("gen_ai.invoke_agent.duration")
     assert duration.count == 2 and dict(duration.attributes) == {"gen_ai.agent.name": "support-agent"}
@@ -208,9 +179,9 @@ async def test_streamed_run(agents_otel, stub):
                                  "Where is my order A1?")
     events = [event async for event in result.stream_events()]
     assert events and result.final_output
-    run = run_span(agents_otel, "streaming-agent")
+    run = agents_otel.run_span("streaming-agent")
     assert_run_totals(agents_otel, run, calls=2, tools=1)
-    assert all(c.attributes["gen_ai.request.stream"] is True for c in chats_under(agents_otel, run))
+    assert all(c.attributes["gen_ai.request.stream"] is True for c in agents_otel.llm_calls_under(run))
     (tool,) = tool_spans(agents_otel)
     assert tool.parent.span_id == run.context.span_id
 
@@ -218,7 +189,7 @@ async def test_streamed_run(agents_otel, stub):
 async def test_responses_api_model(agents_otel, stub):
     result = await Runner.run(support_agent(responses_model(stub), "responses-agent"), "Where is my order A1?")
     assert result.final_output
-    run = run_span(agents_otel, "responses-agent")
+    run = agents_otel.run_span("responses-agent")
     assert_run_totals(agents_otel, run, calls=2, tools=1)
     assert {r["path"] for r in stub.requests[-2:]} == {"/v1/responses"}
 
@@ -233,13 +204,13 @@ def test_handoff_is_a_nested_run(agents_otel, stub):
         result = Runner.run_sync(triage, "I need help with order A1")
     assert result.last_agent is specialist
 
-    outer, nested = run_span(agents_otel, "triage"), run_span(agents_otel, "specialist")
+    outer, nested = agents_otel.run_span("triage"), agents_otel.run_span("specialist")
     assert nested.parent.span_id == outer.context.span_id
     assert nested.status.status_code is StatusCode.UNSET, "the caller's own exception is not the run's"
     # The handoff's result is the specialist's last input, so the stub answers it with text: one call each.
     assert_run_totals(agents_otel, nested, calls=1, tools=0)
     assert_run_totals(agents_otel, outer, calls=2, tools=0)  # the run's totals include the nested agent's
-    first = [c for c in chats_under(agents_otel, outer) if c.parent.span_id == outer.context.span_id]
+    first = [c for c in agents_otel.llm_calls_under(outer) if c.parent.span_id == outer.context.span_id]
     assert len(first) == 1, "triage's own call is directly under the run"
 
 
@@ -248,7 +219,7 @@ def test_failing_handoff_run_fails_both_runs(agents_otel, stub):
     triage = Agent(name="triage", model=chat_model(stub), handoffs=[specialist])
     with pytest.raises(MaxTurnsExceeded):
         Runner.run_sync(triage, "help", max_turns=1)
-    outer, nested = run_span(agents_otel, "triage"), run_span(agents_otel, "specialist")
+    outer, nested = agents_otel.run_span("triage"), agents_otel.run_span("specialist")
     for span in (outer, nested):
         assert span.status.status_code is StatusCode.ERROR
         assert span.attributes["error.type"] == "MaxTurnsExceeded"
@@ -262,7 +233,7 @@ async def test_agent_as_tool_is_a_run_inside_the_tool_call(agents_otel, stub):
                     tools=[researcher.as_tool(tool_name="research", tool_description="Researches a topic.")])
     await Runner.run(manager, "Find out about order A1")
 
-    manager_run, researcher_run = run_span(agents_otel, "manager"), run_span(agents_otel, "researcher")
+    manager_run, researcher_run = agents_otel.run_span("manager"), agents_otel.run_span("researcher")
     (tool,) = tool_spans(agents_otel)
     assert tool.name == "execute_tool research" and tool.parent.span_id == manager_run.context.span_id
     assert researcher_run.parent.span_id == tool.context.span_id
@@ -274,9 +245,9 @@ async def test_concurrent_runs_keep_their_own_totals(agents_otel, stub):
     names = [f"agent-{i}" for i in range(4)]
     await asyncio.gather(*(Runner.run(support_agent(chat_model(stub), name), "Where is A1?") for name in names))
     for name in names:
-        run = run_span(agents_otel, name)
+        run = agents_otel.run_span(name)
         assert_run_totals(agents_otel, run, calls=2, tools=1)
-        (tool,) = [t for t in descendants(agents_otel, run) if t.name.startswith("execute_tool")]
+        (tool,) = [t for t in agents_otel.descendants(run) if t.name.startswith("execute_tool")]
         assert tool.parent.span_id == run.context.span_id
 
 
@@ -307,7 +278,7 @@ def test_uninstrument_removes_the_run_and_tool_spans(agents_otel, stub):
     assert not hasattr(tool_execution._invoke_function_tool_with_metadata, "__wrapped__")
     OpenAIAgentsInstrumentor().instrument()  # the fixture's teardown uninstruments again
     Runner.run_sync(support_agent(chat_model(stub), "again"), "Where is my order A1?")
-    assert len(run_spans(agents_otel, "again")) == 1
+    assert len(agents_otel.run_spans("again")) == 1
 
 
 def test_tool_timeout_is_a_failed_tool_call(agents_otel, stub):
@@ -322,7 +293,7 @@ def test_tool_timeout_is_a_failed_tool_call(agents_otel, stub):
     assert result.final_output  # the SDK told the model the tool timed out
     (tool,) = tool_spans(agents_otel)
     assert tool.attributes["error.type"] == "ToolTimeoutError" and tool.status.status_code is StatusCode.ERROR
-    assert run_span(agents_otel, "impatient-agent").attributes["agentwatch.agent.tool_errors"] == 1
+    assert agents_otel.run_span("impatient-agent").attributes["agentwatch.agent.tool_errors"] == 1
 
 
 async def test_guardrail_tripwire_in_a_streamed_run_fails_the_run(agents_otel, stub):
@@ -338,7 +309,7 @@ async def test_guardrail_tripwire_in_a_streamed_run_fails_the_run(agents_otel, s
         async for _event in result.stream_events():
             pass
     await asyncio.sleep(0)
-    run = run_span(agents_otel, "guarded-agent")
+    run = agents_otel.run_span("guarded-agent")
     assert run.attributes["error.type"] == "InputGuardrailTripwireTriggered"
     assert run.status.status_code is StatusCode.ERROR
 
@@ -384,5 +355,5 @@ def test_the_sdks_own_tracing_is_unchanged(agents_otel, stub):
     assert ("agent", "triage") in kinds and ("agent", "specialist") in kinds
     assert ("function", "lookup_order") in kinds
     assert all(type(s).__name__ == "SpanImpl" for s in recorder.spans), "the processors get the SDK's spans"
-    assert run_span(agents_otel, "specialist").parent.span_id == run_span(agents_otel, "triage").context.span_id
-    assert_run_totals(agents_otel, run_span(agents_otel, "support-agent"), calls=2, tools=1)
+    assert agents_otel.run_span("specialist").parent.span_id == agents_otel.run_span("triage").context.span_id
+    assert_run_totals(agents_otel, agents_otel.run_span("support-agent"), calls=2, tools=1)
