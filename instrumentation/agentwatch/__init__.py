@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from typing import Any, Mapping
 
 from agentwatch.api import AgentRun, ToolCall, agent, agent_run, tool, tool_call
 from agentwatch.runs import Budget, BudgetExceeded
@@ -29,12 +29,19 @@ def init(
     console: bool = False,
     prometheus_port: int | None = None,
     instrument: bool = True,
+    elasticsearch_url: str | None = None,
+    elasticsearch_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Set up OpenTelemetry for an agent and instrument the installed LLM clients. Idempotent.
 
     Providers the application (or `opentelemetry-instrument`) already set are kept as they are; only the
     missing ones are created: OTLP/HTTP export when `otlp_endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT` is
     given, console export with `console=True`, a Prometheus endpoint with `prometheus_port`.
+
+    `elasticsearch_url` (or `AGENTWATCH_ES_URL`) also sends every log record to the data stream
+    `logs-agentwatch-<namespace>` from a background thread. `elasticsearch_options` may set `namespace`,
+    `api_key`, `api_key_file`, `username`, `password`, `password_file`, `ca_certs`, `verify_certs` and
+    `queue_size`; what they leave out comes from the AGENTWATCH_ES_* environment variables.
     """
     with _lock:
         if _state["initialized"]:
@@ -44,6 +51,8 @@ def init(
         resource = _setup.resource(service_name)
         endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         _state["owned"] = _setup.install_providers(resource, endpoint, console, prometheus_port)
+        if elasticsearch_url or elasticsearch_options:
+            _setup.enable_elasticsearch(elasticsearch_url, elasticsearch_options or {})
         if instrument:
             _state["instrumentors"] = _setup.instrument_clients()
         _state["initialized"] = True
@@ -52,6 +61,9 @@ def init(
 def shutdown() -> None:
     """Flush and shut down the providers `init()` created, and remove the client patches."""
     with _lock:
+        from agentwatch.telemetry import flush_log_sinks
+
+        flush_log_sinks()
         for instrumentor in _state["instrumentors"]:
             try:
                 instrumentor.uninstrument()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -82,6 +82,24 @@ def install_providers(res: Resource, endpoint: str | None, console: bool, promet
 
 def _signal_url(endpoint: str, signal: str) -> str:
     return endpoint.rstrip("/") + f"/v1/{signal}"
+
+
+def enable_elasticsearch(url: str | None, options: Mapping[str, Any]) -> None:
+    """Log records to Elasticsearch from now on; a bad setting is logged (without secrets), never raised,
+    except an unknown option name (a TypeError, like any unknown keyword argument)."""
+    from agentwatch.config import ConfigError, elasticsearch_settings
+    from agentwatch.telemetry import enable_elasticsearch as enable
+
+    try:
+        settings = elasticsearch_settings(url, **options)
+    except ConfigError as exc:
+        _log.error("agentwatch: Elasticsearch logging is off: %s", exc)
+        return
+    if settings is None:
+        _log.error("agentwatch: Elasticsearch logging is off: elasticsearch_options without a URL "
+                   "(give elasticsearch_url= or set AGENTWATCH_ES_URL)")
+        return
+    enable(settings)
 
 
 def instrument_clients() -> list:

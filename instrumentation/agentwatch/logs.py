@@ -1,8 +1,9 @@
 """Structured log records for LLM calls, runs and tool calls.
 
 Every record goes through the OpenTelemetry logs pipeline (so `OTEL_LOGS_EXPORTER=otlp` ships it with its
-trace and span id) and, when `AGENTWATCH_JSON_LOGS` names `stdout`, `stderr` or a file, also as one JSON line
-with ECS field names. Records never hold prompt text unless content capture is on, nor keys or headers.
+trace and span id) and, as one ECS-named JSON record, to each configured sink: the JSON-lines writer
+(`AGENTWATCH_JSON_LOGS` names `stdout`, `stderr` or a file) and the Elasticsearch handler (`AGENTWATCH_ES_URL`,
+see agentwatch.elastic). Records never hold prompt text unless content capture is on, nor keys or headers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from typing import IO, Any, Mapping
+from typing import IO, Any, Iterable, Mapping, Protocol
 
 from opentelemetry._logs import SeverityNumber
 
@@ -33,6 +34,43 @@ def redact(text: str, limit: int = MAX_ERROR_MESSAGE) -> str:
     """An error message safe to export: credentials masked, length bounded."""
     text = _SECRET_PATTERN.sub("[REDACTED]", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class LogSink(Protocol):
+    """Receives every ECS JSON record; `write` must be quick and must not keep the agent waiting."""
+
+    def write(self, record: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FanOut:
+    """Several sinks behind one `write`; one sink's failure never keeps a record from the others."""
+
+    def __init__(self, sinks: Iterable[LogSink]):
+        self.sinks = tuple(sinks)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        for sink in self.sinks:
+            try:
+                sink.write(record)
+            except Exception:  # noqa: BLE001 - a broken sink must not take the others down
+                _log.debug("agentwatch: log sink %s failed", type(sink).__name__, exc_info=True)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001
+                _log.debug("agentwatch: closing log sink %s failed", type(sink).__name__, exc_info=True)
+
+
+def combine_sinks(sinks: Iterable[LogSink | None]) -> LogSink | None:
+    """None for no sink, the sink itself for one, a FanOut for several."""
+    present = [s for s in sinks if s is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else FanOut(present)
 
 
 class JsonLineWriter:
@@ -84,7 +122,7 @@ def ecs_timestamp(time_ns: int) -> str:
 
 def emit(
     otel_logger: Any,
-    writer: JsonLineWriter | None,
+    sink: LogSink | None,
     *,
     event: str,
     message: str,
@@ -96,7 +134,7 @@ def emit(
     service_name: str | None,
     warning: bool = False,
 ) -> None:
-    """One record to the OTel logs pipeline and, if configured, one ECS JSON line."""
+    """One record to the OTel logs pipeline and, if a sink is configured, one ECS JSON record to it."""
     now_ns = time.time_ns()
     if failed:
         severity, level = SeverityNumber.ERROR, "error"
@@ -113,7 +151,7 @@ def emit(
         attributes=fields,
         event_name=event,
     )
-    if writer is not None:
+    if sink is not None:
         record: dict[str, Any] = {
             "@timestamp": ecs_timestamp(now_ns),
             "log.level": level,
@@ -126,4 +164,4 @@ def emit(
             "service.name": service_name,
         }
         record.update(fields)
-        writer.write(record)
+        sink.write(record)

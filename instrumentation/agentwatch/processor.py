@@ -355,9 +355,9 @@ class AgentSpanProcessor(SpanProcessor):
         tel = self.telemetry()
         ctx = span.context
         emit_log(
-            tel.otel_logger, tel.json_writer, event=event, message=message, fields=fields, failed=failed,
+            tel.otel_logger, tel.log_sink, event=event, message=message, fields=fields, failed=failed,
             context=trace.set_span_in_context(trace.NonRecordingSpan(ctx)), trace_id=ctx.trace_id,
-            span_id=ctx.span_id, service_name=tel.service_name() if tel.json_writer is not None else None,
+            span_id=ctx.span_id, service_name=tel.service_name() if tel.log_sink is not None else None,
             warning=warning,
         )
 

@@ -1,8 +1,9 @@
 """Objects every agentwatch signal shares: the tracer, instruments, logger, price book and settings.
 
 One `Telemetry` per set of OpenTelemetry providers serves all instrumentors and the span processor, so there
-is one instrumentation scope, one JSON-lines sink and one price memo per process. `report_internal_error`
-is the fail-open reporter: agentwatch's own exceptions are counted and logged, never raised into the agent.
+is one instrumentation scope, one set of log sinks (JSON lines, Elasticsearch) and one price memo per process.
+`report_internal_error` is the fail-open reporter: agentwatch's own exceptions are counted and logged, never
+raised into the agent.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger
 
 from agentwatch import semconv as sc
-from agentwatch.config import Settings
-from agentwatch.logs import open_json_writer
+from agentwatch.config import ElasticsearchSettings, Settings
+from agentwatch.logs import LogSink, combine_sinks, open_json_writer
 from agentwatch.pricing import PriceBook, PricingConfigError
 
 _log = logging.getLogger("agentwatch")
@@ -141,6 +142,12 @@ class Telemetry:
         )
         self.otel_logger = get_logger(SCOPE, SCOPE_VERSION, logger_provider, schema_url=SCHEMA_URL)
         self.json_writer = open_json_writer(self.settings.json_logs)
+        self.elasticsearch_handler: Any = None
+        es_settings = _elasticsearch_override or self.settings.elasticsearch
+        if es_settings is not None:
+            self.elasticsearch_handler = _open_elasticsearch(es_settings, meter)
+        # every ECS JSON record goes to each sink: the JSON-lines writer and the Elasticsearch handler
+        self.log_sink: LogSink | None = combine_sinks([self.json_writer, self.elasticsearch_handler])
         self.price_book = price_book
         self.model_label = LabelLimiter(self.settings.model_label_limit)
         self._labels: dict[tuple, MetricLabels] = {}
@@ -177,9 +184,50 @@ class Telemetry:
         resource = getattr(provider, "resource", None)
         return resource.attributes.get("service.name") if resource is not None else None
 
+    def add_elasticsearch(self, es_settings: ElasticsearchSettings) -> None:
+        """Start the Elasticsearch handler on a Telemetry created before `agentwatch.init(elasticsearch_url=)`."""
+        if self.elasticsearch_handler is None:
+            self.elasticsearch_handler = _open_elasticsearch(es_settings, self.meter)
+            self.log_sink = combine_sinks([self.json_writer, self.elasticsearch_handler])
+
     def close(self) -> None:
-        if self.json_writer is not None:
-            self.json_writer.close()
+        if self.log_sink is not None:
+            self.log_sink.close()
+
+
+def _open_elasticsearch(es_settings: ElasticsearchSettings, meter: Any) -> Any:
+    """The background Elasticsearch handler, or None (a problem is logged without secrets, never raised)."""
+    try:
+        from agentwatch.elastic import open_handler
+
+        return open_handler(es_settings, meter=meter)
+    except ImportError as exc:
+        _log.error("agentwatch: Elasticsearch logging is off: %s (pip install 'elasticsearch>=8.13,<10')", exc)
+        return None
+    except Exception:  # noqa: BLE001 - logging to Elasticsearch is optional; the agent carries on without it
+        report_internal_error("elasticsearch.open")
+        return None
+
+
+_elasticsearch_override: ElasticsearchSettings | None = None
+
+
+def flush_log_sinks(timeout: float = 5.0) -> None:
+    """Wait (up to `timeout` seconds each) until the Elasticsearch handlers have sent what they hold."""
+    with _telemetry_lock:
+        handlers = [tel.elasticsearch_handler for tel in _telemetry_cache.values() if tel.elasticsearch_handler]
+    for handler in handlers:
+        handler.flush(timeout)
+
+
+def enable_elasticsearch(es_settings: ElasticsearchSettings) -> None:
+    """Send log records to Elasticsearch from now on (`agentwatch.init(elasticsearch_url=...)`): for Telemetry
+    objects created later, and for those that already exist (e.g. under opentelemetry-instrument)."""
+    global _elasticsearch_override
+    with _telemetry_lock:
+        _elasticsearch_override = es_settings
+        for tel in _telemetry_cache.values():
+            tel.add_elasticsearch(es_settings)
 
 
 _telemetry_lock = threading.Lock()
@@ -203,7 +251,7 @@ def telemetry_for(instrument_kwargs: dict) -> Telemetry:
 
 
 def reset_telemetry() -> None:
-    """Forget cached Telemetry objects (uninstrument, tests); closes JSON sinks."""
+    """Forget cached Telemetry objects (uninstrument, tests); closes their log sinks (flushing Elasticsearch)."""
     with _telemetry_lock:
         for tel in _telemetry_cache.values():
             tel.close()

@@ -331,10 +331,10 @@ class InferenceCall:
         message = f"{self.operation} {self.request_model} {outcome} in {elapsed * 1000:.0f} ms"
         ctx = self.span.get_span_context()
         emit_log(
-            tel.otel_logger, tel.json_writer,
+            tel.otel_logger, tel.log_sink,
             event=sc.LOG_EVENT_LLM_CALL, message=message, fields=fields, failed=error_type is not None,
             context=trace.set_span_in_context(self.span), trace_id=ctx.trace_id, span_id=ctx.span_id,
-            service_name=tel.service_name() if tel.json_writer is not None else None,
+            service_name=tel.service_name() if tel.log_sink is not None else None,
         )
 
 
