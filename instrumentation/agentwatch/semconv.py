@@ -141,6 +141,18 @@ PROM_LLM_COST: Final = "agentwatch_llm_cost_USD_total"
 PROM_AGENT_COST: Final = "agentwatch_agent_cost_USD"
 PROM_AGENT_TOKEN_USAGE: Final = "agentwatch_agent_token_usage"
 PROM_PRICING_UNPRICED_CALLS: Final = "agentwatch_pricing_unpriced_calls_total"
+# Every histogram above is exposed as three cumulative series: `<name>_bucket` (with `le`), `_count`, `_sum`.
+PROM_BUCKET_SUFFIX: Final = "_bucket"
+PROM_COUNT_SUFFIX: Final = "_count"
+PROM_SUM_SUFFIX: Final = "_sum"
+PROM_HISTOGRAMS: Final = (
+    PROM_CLIENT_TOKEN_USAGE, PROM_CLIENT_OPERATION_DURATION, PROM_CLIENT_TIME_TO_FIRST_CHUNK,
+    PROM_INVOKE_AGENT_DURATION, PROM_INVOKE_AGENT_INFERENCE_CALLS, PROM_INVOKE_AGENT_TOOL_CALLS,
+    PROM_EXECUTE_TOOL_DURATION, PROM_AGENT_COST, PROM_AGENT_TOKEN_USAGE,
+)
+PROM_COUNTERS: Final = (PROM_LLM_COST, PROM_PRICING_UNPRICED_CALLS)
+# Prometheus' own series of the alerts its rules evaluate (labels alertname, alertstate, severity, ...).
+PROM_ALERTS: Final = "ALERTS"
 
 # --- Log records (ECS field names, plus gen_ai.* for what ECS lacks) ------------------------------------
 LOG_EVENT_LLM_CALL: Final = "gen_ai.client.inference"
@@ -160,3 +172,32 @@ ENV_RUN_MAX_COST_USD: Final = "AGENTWATCH_RUN_MAX_COST_USD"
 ENV_RUN_MAX_TOKENS: Final = "AGENTWATCH_RUN_MAX_TOKENS"
 ENV_RUN_MAX_INFERENCE_CALLS: Final = "AGENTWATCH_RUN_MAX_INFERENCE_CALLS"
 ENV_BUDGET_WARN_FRACTION: Final = "AGENTWATCH_BUDGET_WARN_FRACTION"
+
+# --- Elasticsearch (logs shipped straight from the agent, or by the collector's elasticsearch exporter) ---
+# Data stream naming scheme `{type}-{dataset}-{namespace}`: logs-agentwatch-default, logs-agentwatch-prod, ...
+ES_DATA_STREAM_TYPE: Final = "logs"
+ES_DATASET: Final = "agentwatch"
+ES_DEFAULT_NAMESPACE: Final = "default"
+ES_DATA_STREAM_PATTERN: Final = "logs-agentwatch-{namespace}"
+ES_DEFAULT_RETENTION_DAYS: Final = 30
+# Records the Elasticsearch handler could not deliver, by `error.type`: queue_full | rejected |
+# retries_exhausted | shutdown | serialization.
+METRIC_ES_DROPPED_RECORDS: Final = "agentwatch.elasticsearch.dropped_records"
+PROM_ES_DROPPED_RECORDS: Final = "agentwatch_elasticsearch_dropped_records_total"
+UNIT_RECORD: Final = "{record}"
+ES_DROP_QUEUE_FULL: Final = "queue_full"
+ES_DROP_REJECTED: Final = "rejected"
+ES_DROP_RETRIES_EXHAUSTED: Final = "retries_exhausted"
+ES_DROP_SHUTDOWN: Final = "shutdown"
+ES_DROP_SERIALIZATION: Final = "serialization"
+
+ENV_ES_URL: Final = "AGENTWATCH_ES_URL"
+ENV_ES_NAMESPACE: Final = "AGENTWATCH_ES_NAMESPACE"
+ENV_ES_API_KEY: Final = "AGENTWATCH_ES_API_KEY"  # the "encoded" form (base64 of id:key)
+ENV_ES_API_KEY_FILE: Final = "AGENTWATCH_ES_API_KEY_FILE"
+ENV_ES_USERNAME: Final = "AGENTWATCH_ES_USERNAME"
+ENV_ES_PASSWORD: Final = "AGENTWATCH_ES_PASSWORD"
+ENV_ES_PASSWORD_FILE: Final = "AGENTWATCH_ES_PASSWORD_FILE"
+ENV_ES_CA_CERTS: Final = "AGENTWATCH_ES_CA_CERTS"
+ENV_ES_VERIFY_CERTS: Final = "AGENTWATCH_ES_VERIFY_CERTS"  # true (default) | false
+ENV_ES_QUEUE_SIZE: Final = "AGENTWATCH_ES_QUEUE_SIZE"

@@ -93,64 +93,78 @@ def spend() -> str:
 
 
 # --- their expressions ----------------------------------------------------------------------------------
-def _rate(series: str, window: str, by: str, matcher: str = "") -> str:
-    selector = f"{series}{{{matcher}}}" if matcher else series
-    return f"sum by ({by}) (rate({selector}[{window}]))"
+# `where` (optional) adds label matchers to every selector, e.g. 'job=~"$job"' for a dashboard variable; the
+# rules use none.
+def selector(series: str, *matchers: str) -> str:
+    """`series{m1, m2}` with the non-empty matchers, or the bare series name."""
+    inner = ", ".join(m for m in matchers if m)
+    return f"{series}{{{inner}}}" if inner else series
 
 
-def _share(series: str, window: str, by: str, matcher: str) -> str:
+def _rate(series: str, window: str, by: str, matcher: str = "", where: str = "") -> str:
+    return f"sum by ({by}) (rate({selector(series, matcher, where)}[{window}]))"
+
+
+def _share(series: str, window: str, by: str, matcher: str, where: str = "") -> str:
     """Share of `series` with `matcher`; 0 (not "no data") when nothing matches, NaN when there is no traffic."""
-    part = _rate(series, window, by, matcher)
-    whole = _rate(series, window, by)
+    part = _rate(series, window, by, matcher, where)
+    whole = _rate(series, window, by, where=where)
     return f"(\n  {part}\n  or\n  0 * {whole}\n)\n/\n{whole}\n"
 
 
-def _mean(histogram: str, window: str, by: str) -> str:
-    return f"{_rate(histogram + '_sum', window, by)}\n/\n{_rate(histogram + '_count', window, by)}\n"
+def _mean(histogram: str, window: str, by: str, where: str = "") -> str:
+    return (f"{_rate(histogram + '_sum', window, by, where=where)}\n/\n"
+            f"{_rate(histogram + '_count', window, by, where=where)}\n")
 
 
-def expr_runs_rate(window: str) -> str:
-    return _rate(RUNS, window, AGENT)
+def quantile(phi: float, histogram: str, window: str, by: str, where: str = "") -> str:
+    """The phi-quantile of a histogram (its base name, without `_bucket`) per `by`."""
+    by_le = f"{by}, le" if by else "le"
+    return f"histogram_quantile({num(phi)}, {_rate(histogram + '_bucket', window, by_le, where=where)})"
 
 
-def expr_success_ratio(window: str) -> str:
-    return _share(RUNS, window, AGENT, SUCCEEDED)
+def expr_runs_rate(window: str, where: str = "") -> str:
+    return _rate(RUNS, window, AGENT, where=where)
 
 
-def expr_steps_mean(window: str) -> str:
-    return _mean(sc.PROM_INVOKE_AGENT_INFERENCE_CALLS, window, AGENT)
+def expr_success_ratio(window: str, where: str = "") -> str:
+    return _share(RUNS, window, AGENT, SUCCEEDED, where)
 
 
-def expr_latency_p99(window: str) -> str:
-    return f"histogram_quantile(0.99, {_rate(sc.PROM_INVOKE_AGENT_DURATION + '_bucket', window, AGENT + ', le')})"
+def expr_steps_mean(window: str, where: str = "") -> str:
+    return _mean(sc.PROM_INVOKE_AGENT_INFERENCE_CALLS, window, AGENT, where)
 
 
-def expr_tokens_mean(window: str) -> str:
-    return _mean(sc.PROM_AGENT_TOKEN_USAGE, window, AGENT)
+def expr_latency_p99(window: str, where: str = "") -> str:
+    return quantile(0.99, sc.PROM_INVOKE_AGENT_DURATION, window, AGENT, where)
 
 
-def expr_cost_mean(window: str) -> str:
-    return _mean(sc.PROM_AGENT_COST, window, AGENT)
+def expr_tokens_mean(window: str, where: str = "") -> str:
+    return _mean(sc.PROM_AGENT_TOKEN_USAGE, window, AGENT, where)
 
 
-def expr_tool_calls_rate(window: str) -> str:
-    return _rate(TOOL_CALLS, window, f"{AGENT}, {TOOL}")
+def expr_cost_mean(window: str, where: str = "") -> str:
+    return _mean(sc.PROM_AGENT_COST, window, AGENT, where)
 
 
-def expr_tool_error_ratio(window: str) -> str:
-    return _share(TOOL_CALLS, window, f"{AGENT}, {TOOL}", FAILED)
+def expr_tool_calls_rate(window: str, where: str = "") -> str:
+    return _rate(TOOL_CALLS, window, f"{AGENT}, {TOOL}", where=where)
 
 
-def expr_provider_calls_rate(window: str) -> str:
-    return _rate(LLM_CALLS, window, PROVIDER)
+def expr_tool_error_ratio(window: str, where: str = "") -> str:
+    return _share(TOOL_CALLS, window, f"{AGENT}, {TOOL}", FAILED, where)
 
 
-def expr_provider_error_ratio(window: str) -> str:
-    return _share(LLM_CALLS, window, PROVIDER, FAILED)
+def expr_provider_calls_rate(window: str, where: str = "") -> str:
+    return _rate(LLM_CALLS, window, PROVIDER, where=where)
 
 
-def expr_spend() -> str:
-    return f"sum(increase({sc.PROM_LLM_COST}[{SPEND_WINDOW}]))"
+def expr_provider_error_ratio(window: str, where: str = "") -> str:
+    return _share(LLM_CALLS, window, PROVIDER, FAILED, where)
+
+
+def expr_spend(where: str = "") -> str:
+    return f"sum(increase({selector(sc.PROM_LLM_COST, where)}[{SPEND_WINDOW}]))"
 
 
 def expr_telemetry_absent(window: str) -> str:
@@ -181,8 +195,9 @@ def recording_rule(name_of, window: str) -> Rule:
     return Rule(name_of(window), _EXPRESSIONS[name_of](window))
 
 
-def signal_query(signal: str, window: str) -> str:
+def signal_query(signal: str, window: str, where: str = "") -> str:
     """The raw PromQL for a signal per agent (per agent and tool for tool_error_rate), without recording rules:
-    for dashboards and `agentwatch check` against a Prometheus that has not loaded agentwatch's rules."""
+    for dashboards and `agentwatch check` against a Prometheus that has not loaded agentwatch's rules. `where`
+    narrows every selector (dashboard variables), e.g. 'job=~"$job"'."""
     name_of = SIGNAL_SERIES[signal][0]
-    return _EXPRESSIONS[name_of](window)
+    return _EXPRESSIONS[name_of](window, where)
