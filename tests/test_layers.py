@@ -18,6 +18,7 @@ LAYERS = {
     "agentwatch.logs": 1,
     "agentwatch.thresholds": 1,
     "agentwatch.telemetry": 2,
+    "agentwatch.elastic": 2,
     "agentwatch.runs": 2,
     "agentwatch.processor": 3,
     "agentwatch.instrumentors": 3,
@@ -27,7 +28,10 @@ LAYERS = {
     "agentwatch": 5,
     "agentwatch.generate": 6,
     "agentwatch.demo": 6,
+    "agentwatch.stack": 6,
+    "agentwatch.verdicts": 6,
     "agentwatch.cli": 7,
+    "agentwatch.commands": 7,
 }
 
 

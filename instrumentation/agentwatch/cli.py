@@ -32,68 +32,31 @@ def main() -> None:
 
     \b
         agentwatch demo
-    """
 
-
-@main.command()
-@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Runs per demo agent; e.g. --runs 5 for a quick look, --runs 200 for fuller dashboards.")
-@click.option("--seed", type=int, default=7, show_default=True,
-              help="Seed for every random choice (agents and stub); same seed, same calls. E.g. --seed 42.")
-@click.option("--failure-rate", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
-              help="Share of the flaky agent's tool calls and LLM calls that fail, 0..1; e.g. --failure-rate 0.5.")
-@click.option("--prometheus-port", type=click.IntRange(1, 65535), default=9464, show_default=True,
-              help="First of four consecutive ports for the agents' Prometheus endpoints (one per agent "
-                   "process); e.g. --prometheus-port 19464 when 9464 is taken.")
-@click.option("--out-dir", type=click.Path(file_okay=False), default=".agentwatch/demo", show_default=True,
-              help="Where the JSON logs, span files and summary.json go; e.g. --out-dir /tmp/aw-demo.")
-def demo(runs: int, seed: int, failure_rate: float, prometheus_port: int, out_dir: str) -> None:
-    """Run four demo agents, zero-code instrumented, against a local stub LLM server.
-
-    Each agent (support, research, flaky, costly) is an ordinary OpenAI / Anthropic SDK program started
-    as its own process under opentelemetry-instrument. You get live progress, then a table of calls, errors,
-    tokens, cost and latency per agent and model, computed from the JSON log records agentwatch wrote.
-    Spans go to <out-dir>/<agent>.spans.json, or over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    Check a live fleet against the threshold table (exit 1 on a critical breach):
 
     \b
-    Examples:
-        agentwatch demo
-        agentwatch demo --runs 5 --seed 42 --failure-rate 0.5
-        OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 agentwatch demo --prometheus-port 19464
+        agentwatch check --prometheus http://127.0.0.1:9090
     """
-    from agentwatch.demo.runner import DemoError, run_demo
-
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # the runner's cleanup stops the agents and the stub
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        run_demo(runs=runs, seed=seed, failure_rate=failure_rate, prometheus_port=prometheus_port, out_dir=out_dir)
-    except DemoError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        click.echo("agentwatch: interrupted", err=True)
-        sys.exit(130)
-    except OSError as exc:
-        _fail(f"{type(exc).__name__}: {exc}")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Root the artifacts go under (alerts/...); e.g. --out-dir /tmp/aw-artifacts.")
+              help="Root the artifacts go under (alerts/..., dashboards/...); e.g. --out-dir /tmp/aw-artifacts.")
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 listing every file that is missing, differs or is stale.")
 @click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False),
               help="Threshold override file (default: $AGENTWATCH_THRESHOLDS_FILE, else the bundled table); "
                    "e.g. --thresholds my-thresholds.yaml.")
 def generate(out_dir: str, check: bool, thresholds_file: str | None) -> None:
-    """Generate the alert rules, Alertmanager routing and runbooks from the threshold table.
+    """Generate the alert rules, Alertmanager routing, runbooks, dashboards and collector configs from the
+    threshold table.
 
     Writes alerts/rules/*.yaml (recording rules and alerts), alerts/alertmanager/alertmanager.yml with its
-    templates, and alerts/runbooks/<AlertName>.md under --out-dir. With --check, compares instead: CI runs
-    it so the committed files never drift from the generators.
+    templates, alerts/runbooks/<AlertName>.md, dashboards/*.json and dashboards/provisioning/,
+    collector/*.yaml (the tail sampler keeps runs over the latency and cost thresholds) and the generated
+    parts of deploy/kubernetes under --out-dir. With --check, compares instead: CI runs it so the committed
+    files never drift from the generators.
 
     \b
     Examples:
@@ -106,7 +69,7 @@ def generate(out_dir: str, check: bool, thresholds_file: str | None) -> None:
 
     try:
         files = gen.artifacts(load(thresholds_file))
-    except ThresholdsError as exc:
+    except (ThresholdsError, ImportError) as exc:
         _fail(str(exc))
     if check:
         problems = gen.drift(out_dir, files)
@@ -125,6 +88,94 @@ def generate(out_dir: str, check: bool, thresholds_file: str | None) -> None:
     for rel in changed:
         click.echo(f"updated {rel}")
     click.echo(f"{len(files)} files generated under {out_dir} ({len(changed)} changed)")
+
+
+_THRESHOLDS_HELP = ("Threshold override file (default: $AGENTWATCH_THRESHOLDS_FILE, else the bundled table); "
+                    "e.g. --thresholds my-thresholds.yaml.")
+
+
+def _dashboard_files(thresholds_file: str | None) -> dict[str, str]:
+    from agentwatch.generate import dashboards
+    from agentwatch.thresholds import ThresholdsError, load
+
+    try:
+        return dashboards.artifacts(load(thresholds_file))
+    except (ThresholdsError, ImportError) as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+@main.group()
+def dashboards() -> None:
+    """Grafana dashboards: build the JSON, or push it to Grafana's HTTP API.
+
+    The four dashboards (Agent overview, LLM calls, Tools, Cost) are generated with grafana-foundation-sdk
+    from the telemetry contract and the threshold table; `agentwatch generate` builds them too.
+    """
+
+
+@dashboards.command("build")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Root the dashboards/ folder goes under; e.g. --out-dir /tmp/aw.")
+@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), help=_THRESHOLDS_HELP)
+def dashboards_build(out_dir: str, thresholds_file: str | None) -> None:
+    """Write dashboards/*.json and dashboards/provisioning/ (file provider and datasource examples).
+
+    \b
+    Examples:
+        agentwatch dashboards build
+        agentwatch dashboards build --thresholds my-thresholds.yaml --out-dir deploy/
+    """
+    from agentwatch import generate as gen
+
+    files = _dashboard_files(thresholds_file)
+    try:
+        changed = gen.write(out_dir, files, gen.DASHBOARDS_OWNED)
+    except OSError as exc:
+        _fail(f"cannot write under {out_dir}: {exc.strerror or exc}")
+    for rel in changed:
+        click.echo(f"updated {rel}")
+    click.echo(f"{len(files)} dashboard files generated under {out_dir} ({len(changed)} changed)")
+
+
+@dashboards.command("push")
+@click.option("--url", required=True, help="Grafana's address; e.g. --url https://grafana.example.com.")
+@click.option("--folder", default="agentwatch", show_default=True,
+              help="Folder (title) to put the dashboards in, created when missing; --folder '' for General.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace dashboards that exist in Grafana (else an existing one is a version conflict).")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="File holding the API token (default: $GRAFANA_API_TOKEN); e.g. --token-file ~/.grafana-token.")
+@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), help=_THRESHOLDS_HELP)
+def dashboards_push(url: str, folder: str, overwrite: bool, token_file: str | None,
+                    thresholds_file: str | None) -> None:
+    """Upload the dashboards to Grafana (POST /api/dashboards/db), into --folder.
+
+    Needs a service account token with the Editor role, from $GRAFANA_API_TOKEN or --token-file.
+
+    \b
+    Examples:
+        GRAFANA_API_TOKEN=glsa_... agentwatch dashboards push --url http://localhost:3000
+        agentwatch dashboards push --url https://grafana.example.com --token-file token --overwrite
+    """
+    import json
+
+    from agentwatch.generate.dashboards import DASHBOARDS_DIR
+    from agentwatch.generate.grafana import GrafanaClient, GrafanaError, read_token
+
+    files = _dashboard_files(thresholds_file)
+    boards = [json.loads(text) for rel, text in files.items()
+              if rel.startswith(DASHBOARDS_DIR + "/") and rel.endswith(".json")]
+    try:
+        client = GrafanaClient(url, read_token(token_file))
+        folder_uid = client.folder_uid(folder) if folder else None
+        for board in boards:
+            answer = client.push(board, folder_uid, overwrite)
+            click.echo(f"pushed {board['title']} (version {answer.get('version', '?')}): "
+                       f"{client.dashboard_url(answer)}")
+    except GrafanaError as exc:
+        _fail(str(exc))
+    click.echo(f"{len(boards)} dashboards pushed to {folder or 'General'}")
 
 
 @main.command()
@@ -173,6 +224,23 @@ def stub(host: str, port: int, latency: float, chunk_delay: float, failure_rate:
     finally:
         server.stop()
     click.echo("stub stopped")
+
+
+# Elasticsearch: `agentwatch es setup|collector-config` and `agentwatch logs` (agentwatch/commands/es.py)
+from agentwatch.commands.es import es as _es_group, logs as _logs_command  # noqa: E402
+
+main.add_command(_es_group)
+main.add_command(_logs_command)
+
+
+# `agentwatch demo`, `agentwatch check` and `agentwatch stack` (agentwatch/commands/{demo,check,stack}.py)
+from agentwatch.commands.check import check as _check_command  # noqa: E402
+from agentwatch.commands.demo import demo as _demo_command  # noqa: E402
+from agentwatch.commands.stack import stack as _stack_group  # noqa: E402
+
+main.add_command(_demo_command)
+main.add_command(_check_command)
+main.add_command(_stack_group)
 
 
 if __name__ == "__main__":

@@ -156,7 +156,16 @@ def _read(path: str | os.PathLike[str] | None) -> tuple[str, Any]:
     except OSError as exc:
         raise ThresholdsError(f"{path}: cannot read thresholds file: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise ThresholdsError(f"{path}: not valid YAML: {exc}") from exc
+        raise ThresholdsError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own text spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 _SIGNAL_REQUIRED = {"alert", "description", "comparison", "value", "unit", "severity", "window", "for",

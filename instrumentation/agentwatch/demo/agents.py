@@ -10,16 +10,25 @@ steps, tool calls, tokens and cost per run. Every agent talks to the stub LLM se
               model answers; some final answers streamed with `stream_options={"include_usage": True}`.
 * research -- Anthropic messages with many steps: several tool_use rounds (web_search, read_page) on a
               cheap model, then the final report through the `messages.stream` helper on a bigger one.
-* flaky    -- OpenAI; its tools raise exceptions `--failure-rate` of the time and some LLM calls fail with
-              HTTP 500 or 429; the agent catches the SDK errors and retries a little, and never crashes.
-* costly   -- large-context review: gpt-4.1 over a long contract with a big cached prefix, then a
-              claude-opus-4-5 review, so its cost per run is the highest by far.
+* flaky    -- OpenAI; its tools raise exceptions `--failure-rate` of the time (so its tool error rate is far
+              above the 5 % threshold) and as many LLM calls fail with HTTP 500 or 429; the agent catches the
+              SDK errors and retries (up to 5 attempts, so a run rarely gives up), and never crashes.
+* costly   -- contract review: gpt-4.1 reads a few long contract sections behind a cached prefix, then
+              claude-opus-4-5 writes the review. By far the highest cost per run, yet within the default
+              thresholds (about 30,000 tokens and $0.07 per run, under 50,000 tokens and $1).
 
 Usage:
     python -m agentwatch.demo.agents --agent support --runs 10 --seed 7 --stub-url http://127.0.0.1:8765
+    python -m agentwatch.demo.agents --agent flaky --runs 30 --interval 0.5 --stub-url ...   # 2 runs/s
+    python -m agentwatch.demo.agents --agent costly --runs 0 --duration 60 --stub-url ...    # for 60 s
 
 The stub is told how to behave like a real provider (latency, cache hits, long answers, failures) through
 its `x-stub-*` request headers; those headers are the only demo-specific part of the agent code.
+
+Pacing: `--interval S` starts run i no earlier than i*S seconds after the first run started (a fixed
+schedule: after a run that took longer than S the next one starts at once, so the runs keep to the planned
+duration where they can); `--duration S` starts no run later than S seconds after the first; `--runs 0`
+means no limit on the number of runs (with `--duration`).
 
 Nothing is printed per call. With `--progress-file`, one line per finished run is appended there
 ("run 3 ok calls=5 tool_errors=1 retries=0"), then "done" after the last run. With `--linger S` the process
@@ -307,7 +316,7 @@ class InventoryUnavailable(ConnectionError):
 
 class FlakyAgent:
     model = "gpt-4o-mini"
-    max_attempts = 3
+    max_attempts = 5
 
     def __init__(self, client: openai.OpenAI, rng: random.Random, failure_rate: float) -> None:
         self.client = client
@@ -357,7 +366,7 @@ class FlakyAgent:
                 if attempt == self.max_attempts - 1:
                     raise
                 stats.retries += 1
-                time.sleep(0.05 * 2 ** attempt)
+                time.sleep(0.02 * 2 ** attempt)
         raise AssertionError("unreachable")
 
     def answer(self, messages: list[dict[str, Any]], stats: RunStats) -> None:
@@ -384,7 +393,11 @@ class FlakyAgent:
 class CostlyAgent:
     reader_model = "gpt-4.1"  # 1M-token context window
     reviewer_model = "claude-opus-4-5"
-    cached_prefix_tokens = 120_000  # the contract corpus, sent with every request and mostly served from cache
+    # The contract's definitions and the negotiation notes: the same prefix on every request, served from the
+    # prompt cache (cheap, but still tokens).
+    cached_prefix_tokens = 6_000
+    section_words = 2_000  # one contract section per reader call
+    excerpt_words = 3_000  # the clauses the reviewer re-reads
 
     def __init__(self, oai: openai.OpenAI, claude: anthropic.Anthropic, rng: random.Random) -> None:
         self.oai = oai
@@ -403,7 +416,8 @@ class CostlyAgent:
                 model=self.reader_model,
                 messages=[
                     {"role": "system", "content": "You review commercial contracts for legal risk."},
-                    {"role": "user", "content": f"Part {part + 1} of the contract:\n{self.section(3000)}\n\n"
+                    {"role": "user", "content": f"Part {part + 1} of the contract:\n"
+                                                f"{self.section(self.section_words)}\n\n"
                                                 "List every clause that creates liability for us."},
                 ],
                 extra_headers=_simulate((0.10, 0.30), self.rng, cached_tokens=self.cached_prefix_tokens,
@@ -414,9 +428,10 @@ class CostlyAgent:
             model=self.reviewer_model, max_tokens=4096,
             system="You are a senior counsel. Be precise and conservative.",
             messages=[{"role": "user", "content": "Findings so far:\n" + "\n\n".join(findings)
+                       + "\n\nThe clauses at issue:\n" + self.section(self.excerpt_words)
                        + "\n\nWrite the risk review with a recommendation."}],
-            extra_headers=_simulate((0.20, 0.45), self.rng, cached_tokens=60_000,
-                                    output_words=self.rng.randrange(500, 800)))
+            extra_headers=_simulate((0.20, 0.45), self.rng, cached_tokens=self.cached_prefix_tokens,
+                                    output_words=self.rng.randrange(600, 1000)))
         return stats
 
 
@@ -459,7 +474,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agentwatch.demo.agents",
                                      description="Run one demo agent against the stub LLM server.")
     parser.add_argument("--agent", choices=AGENTS, required=True)
-    parser.add_argument("--runs", type=int, default=5, help="agent runs to do (default 5)")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="agent runs to do (default 5; 0: no limit, with --duration)")
+    parser.add_argument("--interval", type=float, default=0.0,
+                        help="seconds between the starts of consecutive runs (default 0: back to back)")
+    parser.add_argument("--duration", type=float, default=0.0,
+                        help="start no run later than this many seconds after the first (default 0: no limit)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--stub-url", required=True, help="base URL of the stub server, e.g. http://127.0.0.1:8765")
     parser.add_argument("--failure-rate", type=float, default=0.3,
@@ -470,12 +490,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.failure_rate <= 1.0:
         parser.error("--failure-rate must be within 0..1")
+    if args.runs < 0 or args.interval < 0 or args.duration < 0:
+        parser.error("--runs, --interval and --duration must not be negative")
+    if args.runs == 0 and args.duration == 0:
+        parser.error("--runs 0 (no limit) needs --duration")
 
     rng = random.Random(f"{args.seed}:{args.agent}")
     agent = build(args.agent, args.stub_url, rng, args.failure_rate)
     progress = open(args.progress_file, "a", encoding="utf-8", buffering=1) if args.progress_file else None  # noqa: SIM115
     try:
-        for index in range(args.runs):
+        first = time.monotonic()
+        index = 0
+        while args.runs == 0 or index < args.runs:
+            if args.duration and time.monotonic() - first >= args.duration:
+                break
+            if args.interval and index:
+                time.sleep(max(0.0, first + index * args.interval - time.monotonic()))
             try:
                 with agentwatch.agent_run(args.agent, conversation_id=f"{args.agent}-{args.seed}-{index}") as run:
                     stats = agent.run(index)
@@ -488,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             if progress is not None:
                 progress.write(f"run {index + 1} {'failed' if stats.failed else 'ok'} calls={stats.calls} "
                                f"tool_errors={stats.tool_errors} retries={stats.retries}\n")
+            index += 1
         if progress is not None:
             progress.write("done\n")
     finally:

@@ -1,15 +1,24 @@
 """`agentwatch demo`: four unmodified agents under `opentelemetry-instrument`, against the in-process stub.
 
 What it shows, end to end and with nothing but the real pieces: the stub LLM server answers the real
-`openai` / `anthropic` SDKs; each demo agent (`agentwatch.demo.agents`, no agentwatch import) runs as its own
-process under `opentelemetry-instrument`, so agentwatch's entry points instrument it zero-code; every process
-serves Prometheus metrics on its own port (scraped once before it exits), writes ECS JSON log lines, and
-exports spans to the console (a file) or, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, over OTLP. The summary
-table is computed from the JSON log records the instrumentation wrote, not from the agents' own counting.
+`openai` / `anthropic` SDKs; each demo agent (`agentwatch.demo.agents`, which uses only the public
+`agentwatch.agent_run` / `agentwatch.tool` markers) runs as its own process under `opentelemetry-instrument`,
+so agentwatch's entry points instrument it zero-code; every process serves Prometheus metrics on its own port
+(scraped once before it exits), writes ECS JSON log lines, and exports spans to the console (a file) or, when
+`OTEL_EXPORTER_OTLP_ENDPOINT` is set, over OTLP. The tables are computed from the JSON log records the
+instrumentation wrote, not from the agents' own counting: the LLM calls per model, and the threshold table
+(`agentwatch.verdicts`: per agent and signal, the measured value against thresholds.current()).
+
+With `with_prometheus`, a local Prometheus + Alertmanager (`agentwatch.stack`, in <out-dir>/prometheus)
+scrapes the agents every second, evaluating the generated rules with the demo's short windows and `for`
+(`demo_thresholds()`), so the alerts the table predicts fire during the demo; the agents stay up until
+Prometheus has scraped their final values and the alerts had their time, then the firing alerts are read
+back from Prometheus and Alertmanager.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import importlib.util
 import json
@@ -25,8 +34,9 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Callable, Iterable
 
 from rich import box
 from rich.console import Console
@@ -35,9 +45,15 @@ from rich.table import Table
 from rich.text import Text
 
 from agentwatch import semconv as sc
+from agentwatch import stack, thresholds, verdicts
 from agentwatch.demo.stub import StubServer
+from agentwatch.generate.promql import AGENT as AGENT_LABEL
+from agentwatch.pricing import PriceBook, PricingConfigError
+from agentwatch.generate.promql import TOOL as TOOL_LABEL
+from agentwatch.thresholds import Thresholds, duration_seconds
 
-__all__ = ["AgentSummary", "DemoError", "DemoResult", "ModelSummary", "run_demo", "summarize_logs"]
+__all__ = ["AgentSummary", "DemoError", "DemoResult", "ModelSummary", "Plan", "demo_thresholds", "plan_runs",
+           "run_demo", "summarize_logs"]
 
 # The agents of agentwatch.demo.agents (not imported from there: it loads both LLM SDKs, and the runner
 # process itself needs neither).
@@ -51,6 +67,14 @@ STUB_LATENCY = 0.02
 STUB_CHUNK_DELAY = 0.002
 LINGER_SECONDS = 30.0  # an agent waits at most this long for its scrape; the runner releases it sooner
 SCRAPE_TIMEOUT = 5.0
+# --with-prometheus: scrape and evaluate every second; alert windows and `for` short enough to fire during
+# the demo (the threshold values themselves are the user's).
+DEMO_WINDOW = "1m"
+DEMO_FOR = "5s"
+DEMO_INTERVAL = "1s"
+PROMETHEUS_DIR = "prometheus"  # under the out dir
+NOWHERE = "http://127.0.0.1:9/"  # the discard port: the demo's receivers send nowhere
+ALERT_SETTLE_SECONDS = 20.0  # at most this long after the final scrape for predicted alerts to fire
 # The series the demo proves are served (names from the telemetry contract, never spelled here).
 REQUIRED_SERIES = (sc.PROM_CLIENT_OPERATION_DURATION + "_bucket", sc.PROM_LLM_COST)
 _EVENT_DURATION = "event.duration"  # ECS: nanoseconds
@@ -92,6 +116,7 @@ class AgentSummary:
     service_name: str
     runs: int = 0
     failed_runs: int = 0
+    tool_calls: int = 0
     tool_errors: int = 0
     retries: int = 0
     calls: int = 0
@@ -113,8 +138,37 @@ class AgentSummary:
 
 
 @dataclass
+class FiredAlert:
+    """An alert Prometheus evaluated at the end of the demo, and where Alertmanager routed it."""
+
+    alert: str
+    state: str  # "firing" or "pending" (Prometheus)
+    severity: str
+    agent: str | None = None
+    tool: str | None = None
+    receivers: list[str] = field(default_factory=list)  # Alertmanager's; empty: not (yet) in Alertmanager
+    value: float | None = None
+
+
+@dataclass
+class PrometheusRun:
+    """What --with-prometheus did: where the stack ran, which alerts fired, or why it did not run."""
+
+    state_dir: str
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+    kept_running: bool = False
+    skipped: str | None = None  # the reason when Prometheus did not run (binaries missing)
+    window: str = DEMO_WINDOW
+    for_: str = DEMO_FOR
+    alerts: list[FiredAlert] = field(default_factory=list)
+    predicted: list[tuple[str, str]] = field(default_factory=list)  # (alert, agent) the table said would fire
+    missing: list[tuple[str, str]] = field(default_factory=list)  # predicted but not firing at the end
+
+
+@dataclass
 class DemoResult:
-    runs: int
+    runs: int | None  # planned runs per agent; None: as many as fit into `duration`
     seed: int
     failure_rate: float
     out_dir: str
@@ -124,15 +178,87 @@ class DemoResult:
     prometheus_ports: tuple[int, int]
     prometheus_series: int
     wall_time_s: float
+    duration: float | None = None
+    rate: float | None = None
+    thresholds: dict[str, Any] = field(default_factory=dict)  # verdicts.Report.to_dict()
+    prometheus: PrometheusRun | None = None
+    report: verdicts.Report | None = field(default=None, repr=False)
 
     @property
     def total_cost_usd(self) -> float:
         return sum(a.cost_usd for a in self.agents.values())
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "report"}
+        data = {k: asdict(v) if dataclasses.is_dataclass(v) else v for k, v in data.items()}
+        data["agents"] = {k: asdict(v) for k, v in self.agents.items()}
+        data["models"] = [asdict(m) for m in self.models]
+        if self.prometheus is not None:
+            data["prometheus"]["for"] = data["prometheus"].pop("for_")
         data["total_cost_usd"] = self.total_cost_usd
         return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many runs each agent does, and how they are paced."""
+
+    runs: int | None  # None: until `duration` is over
+    interval: float = 0.0  # seconds between run starts; 0: back to back
+    duration: float | None = None
+    rate: float | None = None
+
+    def describe(self) -> str:
+        if self.runs is None:
+            return f"runs for {self.duration:g} s"
+        text = _plural(self.runs, "run", "runs")
+        if self.interval:
+            text += f" at {1 / self.interval:.3g}/s (over about {self.runs * self.interval:.3g} s)"
+        return text
+
+
+def plan_runs(runs: int | None = None, duration: float | None = None, rate: float | None = None) -> Plan:
+    """The runs per agent and their pacing from --runs, --duration and --rate (at most two of them).
+
+    runs only: back to back; rate: paced at `rate` runs per second (with runs, or DEFAULT_RUNS of them);
+    duration and rate: ceil(duration * rate) runs paced over the duration; runs and duration: runs spread
+    evenly over the duration; duration only: back to back until the duration is over."""
+    given = [name for name, value in (("--runs", runs), ("--duration", duration), ("--rate", rate))
+             if value is not None]
+    if len(given) == 3:
+        raise DemoError("give at most two of --runs, --duration and --rate (the third follows from them)")
+    if runs is not None and runs < 1:
+        raise DemoError(f"--runs must be at least 1, got {runs}")
+    for name, value in (("--duration", duration), ("--rate", rate)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise DemoError(f"{name} must be a positive number, got {value:g}")
+    if duration is not None and rate is not None:
+        return Plan(runs=max(1, math.ceil(duration * rate - 1e-9)), interval=1 / rate, duration=duration, rate=rate)
+    if rate is not None:
+        count = runs if runs is not None else DEFAULT_RUNS
+        return Plan(runs=count, interval=1 / rate, duration=count / rate, rate=rate)
+    if duration is not None:
+        if runs is not None:
+            return Plan(runs=runs, interval=duration / runs, duration=duration, rate=runs / duration)
+        return Plan(runs=None, duration=duration)
+    return Plan(runs=runs if runs is not None else DEFAULT_RUNS)
+
+
+def demo_thresholds(table: Thresholds, window: str = DEMO_WINDOW, for_: str = DEMO_FOR,
+                    secrets_dir: str | os.PathLike[str] | None = None) -> Thresholds:
+    """The table with every signal's window and `for` shortened (values and severities unchanged), and quick
+    Alertmanager grouping, so the demo's alerts fire while it runs. With `secrets_dir`, the receivers read
+    their secrets from there (where there are none) and send to a closed local port: demo alerts never
+    page anyone, whatever secrets the machine holds."""
+    signals = {name: dataclasses.replace(t, window=window, for_=for_) for name, t in table.by_signal.items()}
+    am = dataclasses.replace(table.alertmanager, group_wait="1s", group_interval="5s")
+    if secrets_dir is not None:
+        secrets = Path(secrets_dir)
+        am = dataclasses.replace(am, pagerduty_routing_key_file=str(secrets / "pagerduty-routing-key"),
+                                 slack_api_url_file=str(secrets / "slack-webhook-url"),
+                                 pagerduty_url=NOWHERE + "pagerduty", deadman_url=NOWHERE + "deadman")
+    return dataclasses.replace(table, by_signal=signals, alertmanager=am,
+                               source=f"{table.source} + demo windows {window}, for {for_}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,15 +372,18 @@ def scrape(port: int) -> tuple[int, set[str]]:
 
 
 class _LineCounter:
-    """Counts complete lines appended to a file (and lines containing a marker) without rereading it."""
+    """Counts complete lines appended to a file without rereading it: all of them, those containing `marker`,
+    and those containing both `marker` and `also`."""
 
-    def __init__(self, path: Path, marker: bytes = b"") -> None:
+    def __init__(self, path: Path, marker: bytes = b"", also: bytes = b"") -> None:
         self.path = path
         self.marker = marker
+        self.also = also
         self.offset = 0
         self.partial = b""
         self.lines = 0
         self.marked = 0
+        self.marked_also = 0
         self.last: list[bytes] = []
 
     def poll(self) -> None:
@@ -271,7 +400,10 @@ class _LineCounter:
         self.partial = chunks.pop()
         self.lines += len(chunks)
         if self.marker:
-            self.marked += sum(1 for c in chunks if self.marker in c)
+            marked = [c for c in chunks if self.marker in c]
+            self.marked += len(marked)
+            if self.also:
+                self.marked_also += sum(1 for c in marked if self.also in c)
         self.last = chunks
 
 
@@ -294,6 +426,7 @@ class _Agent:
     exited: bool = False
     started: float = 0.0
     finished: float = 0.0
+    finished_wall: float = 0.0  # time.time() when it reported "done"
     scrape_samples: int = 0
     scrape_names: set[str] = field(default_factory=set)
     scrape_error: str | None = None
@@ -312,8 +445,8 @@ def _child_env(agent: _Agent, endpoint: str | None) -> dict[str, str]:
             if endpoint and key.startswith("OTEL_EXPORTER_OTLP_"):
                 env[key] = value
             continue
-        if key.startswith("AGENTWATCH_") and key != sc.ENV_PRICES_FILE:
-            continue
+        if key.startswith("AGENTWATCH_") and key not in (sc.ENV_PRICES_FILE, thresholds.ENV_THRESHOLDS_FILE):
+            continue  # the prices and thresholds (its bucket boundaries) are the user's; the rest is the demo's
         env[key] = value
     env.update({
         "OTEL_SERVICE_NAME": agent.service_name,
@@ -384,31 +517,37 @@ def _parse_run_line(line: str) -> dict[str, Any]:
 # The demo
 # ---------------------------------------------------------------------------------------------------------
 
-def _make_console() -> Console:
-    console = Console()
+def make_console(stderr: bool = False) -> Console:
+    """The console the demo prints to (stderr when stdout carries JSON)."""
+    console = Console(stderr=stderr)
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=120)  # a log file or a pipe: no terminal width to respect
+        console = Console(width=120, stderr=stderr)  # a log file or a pipe: no terminal width to respect
     return console
 
 
 def run_demo(
-    runs: int = DEFAULT_RUNS,
+    runs: int | None = None,
     seed: int = DEFAULT_SEED,
     failure_rate: float = DEFAULT_FAILURE_RATE,
     prometheus_port: int = DEFAULT_PROMETHEUS_PORT,
     out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR,
     *,
+    duration: float | None = None,
+    rate: float | None = None,
+    with_prometheus: bool = False,
+    keep_prometheus: bool = False,
+    table: Thresholds | None = None,
     agents: Iterable[str] = AGENTS,
     console: Console | None = None,
-    timeout: float = 600.0,
+    timeout: float | None = None,
 ) -> DemoResult:
-    """Run the demo agents, print a live progress view and a summary; raises DemoError on failure."""
+    """Run the demo agents, print a live progress view, the summary and the threshold table; raises DemoError
+    on failure. `runs`, `duration` and `rate` (at most two) plan the runs: see plan_runs()."""
     names = list(agents)
     unknown = [n for n in names if n not in AGENTS]
     if unknown or not names:
         raise DemoError(f"unknown demo agent(s) {unknown}; choose from {', '.join(AGENTS)}")
-    if runs < 1:
-        raise DemoError(f"--runs must be at least 1, got {runs}")
+    plan = plan_runs(runs, duration, rate)
     if not 0.0 <= failure_rate <= 1.0:
         raise DemoError(f"--failure-rate must be within 0..1, got {failure_rate}")
     last_port = prometheus_port + len(names) - 1
@@ -435,8 +574,21 @@ def run_demo(
             raise DemoError(f"opentelemetry-instrument not found next to {sys.executable}; "
                             "install agentwatch into this environment (make setup)")
         instrument = Path(found)
+    if table is None:
+        try:
+            table = thresholds.current()
+        except thresholds.ThresholdsError as exc:
+            raise DemoError(str(exc)) from None
+    prices_file = os.environ.get(sc.ENV_PRICES_FILE)
+    if prices_file:  # the agents would only log it and price with the bundled data: say it now, once
+        try:
+            PriceBook(prices_file)
+        except PricingConfigError as exc:
+            raise DemoError(f"{sc.ENV_PRICES_FILE}: {' '.join(str(exc).split())}") from None
+    if timeout is None:
+        timeout = 600.0 + (plan.duration or 0.0)
 
-    console = console or _make_console()
+    console = console or make_console()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     endpoint = (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip() or None
@@ -459,29 +611,41 @@ def run_demo(
     (out / "summary.json").unlink(missing_ok=True)
 
     started = time.monotonic()
-    stub = StubServer(latency=STUB_LATENCY, chunk_delay=STUB_CHUNK_DELAY, failure_rate=0.0, seed=seed).start()
+    prom = _start_prometheus(out, team, table, console) if with_prometheus else None
+    live = prom is not None and prom.prometheus_url is not None
+    succeeded = False
     try:
-        console.print(f"[bold]agentwatch demo[/]: {len(team)} agents x {runs} runs (seed {seed}, failure rate "
-                      f"{failure_rate:g}), each its own process under [cyan]opentelemetry-instrument[/]",
-                      highlight=False, soft_wrap=True)
-        console.print(f"stub OpenAI + Anthropic API on {stub.url}; spans to "
-                      f"{'OTLP ' + endpoint if endpoint else 'console exporter files'}", highlight=False,
-                      soft_wrap=True)
-        _run_agents(team, stub, instrument, runs, seed, failure_rate, endpoint, console, started, timeout)
+        stub = StubServer(latency=STUB_LATENCY, chunk_delay=STUB_CHUNK_DELAY, failure_rate=0.0, seed=seed).start()
+        try:
+            console.print(f"[bold]agentwatch demo[/]: {len(team)} agents x {plan.describe()} (seed {seed}, failure "
+                          f"rate {failure_rate:g}), each its own process under [cyan]opentelemetry-instrument[/]",
+                          highlight=False, soft_wrap=True)
+            console.print(f"stub OpenAI + Anthropic API on {stub.url}; spans to "
+                          f"{'OTLP ' + endpoint if endpoint else 'console exporter files'}", highlight=False,
+                          soft_wrap=True)
+            before_release = (lambda: _await_alerts(prom, team, table, console)) if live else None
+            _run_agents(team, stub, instrument, plan, seed, failure_rate, endpoint, console, started, timeout,
+                        before_release)
+        finally:
+            stub.stop()
+        succeeded = True
     finally:
-        stub.stop()
+        if live and prom is not None:
+            if keep_prometheus and succeeded:
+                prom.kept_running = True
+            else:
+                stack.down(prom.state_dir)
     wall = time.monotonic() - started
 
     models: list[ModelSummary] = []
     summaries: dict[str, AgentSummary] = {}
+    records_by_agent: dict[str, list[dict[str, Any]]] = {}
     for agent in team:
-        agent_models, summary = summarize_logs(agent.name, read_records(agent.log_file))
+        records = records_by_agent[agent.name] = read_records(agent.log_file)
+        agent_models, summary = summarize_logs(agent.name, records)
         models.extend(agent_models)
-        infos = [_parse_run_line(line) for line in agent.run_lines]
-        summary.runs = len(infos)
-        summary.failed_runs = sum(1 for i in infos if not i["ok"])
-        summary.tool_errors = sum(i.get("tool_errors", 0) for i in infos)
-        summary.retries = sum(i.get("retries", 0) for i in infos)
+        _add_run_totals(summary, records)
+        summary.retries = sum(_parse_run_line(line).get("retries", 0) for line in agent.run_lines)
         summary.cost_per_run = summary.cost_usd / summary.runs if summary.runs else 0.0
         summary.prometheus_port = agent.port
         summary.prometheus_series = agent.scrape_samples
@@ -490,10 +654,12 @@ def run_demo(
         summary.spans_file = str(agent.spans_file) if agent.spans_file else None
         summary.duration_s = round(agent.finished - agent.started, 3)
         summaries[agent.name] = summary
+    report = verdicts.from_records(records_by_agent, table, source=f"JSON log records in {out}")
     result = DemoResult(
-        runs=runs, seed=seed, failure_rate=failure_rate, out_dir=str(out), traces_to=endpoint or "console",
+        runs=plan.runs, seed=seed, failure_rate=failure_rate, out_dir=str(out), traces_to=endpoint or "console",
         agents=summaries, models=models, prometheus_ports=(prometheus_port, last_port),
         prometheus_series=sum(s.prometheus_series for s in summaries.values()), wall_time_s=round(wall, 2),
+        duration=plan.duration, rate=plan.rate, thresholds=report.to_dict(), prometheus=prom, report=report,
     )
     (out / "summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     _print_summary(console, result)
@@ -510,8 +676,146 @@ def run_demo(
     return result
 
 
-def _run_agents(team: list[_Agent], stub: StubServer, instrument: Path, runs: int, seed: int, failure_rate: float,
-                endpoint: str | None, console: Console, started: float, timeout: float) -> None:
+def _add_run_totals(summary: AgentSummary, records: list[dict[str, Any]]) -> None:
+    """Runs, failed runs, tool calls and tool errors of one agent, from its run and tool records."""
+    for record in records:
+        action = record.get(_EVENT_ACTION)
+        failed = record.get(_EVENT_OUTCOME) == "failure" or sc.ERROR_TYPE in record
+        if action == sc.LOG_EVENT_AGENT_RUN:
+            summary.runs += 1
+            summary.failed_runs += failed
+        elif action == sc.LOG_EVENT_TOOL_CALL:
+            summary.tool_calls += 1
+            summary.tool_errors += failed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --with-prometheus
+# ---------------------------------------------------------------------------------------------------------
+
+def _start_prometheus(out: Path, team: list[_Agent], table: Thresholds, console: Console) -> PrometheusRun:
+    """A fresh local Prometheus + Alertmanager scraping the agents; skipped (one line) without the binaries."""
+    state = out / PROMETHEUS_DIR
+    prom = PrometheusRun(state_dir=str(state))
+    try:
+        for name in stack.COMPONENTS:
+            stack.find_binary(name)
+    except stack.BinaryMissing as exc:
+        prom.skipped = str(exc)
+        console.print(f"[yellow]--with-prometheus:[/] {exc}; continuing without Prometheus and Alertmanager",
+                      highlight=False, soft_wrap=True)
+        return prom
+    try:
+        stack.down(state)  # left running by an earlier --keep-prometheus: start afresh, without its data
+        for data in ("prometheus-data", "alertmanager-data"):
+            shutil.rmtree(state / data, ignore_errors=True)
+        settings = stack.Settings(
+            scrape_targets=tuple(f"{stack.HOST}:{a.port}" for a in team), scrape_interval=DEMO_INTERVAL,
+            evaluation_interval=DEMO_INTERVAL, resend_delay=DEMO_INTERVAL)
+        status, _ = stack.up(state, table=demo_thresholds(table, secrets_dir=state / "no-secrets"),
+                             settings=settings)
+    except stack.StackError as exc:
+        raise DemoError(f"--with-prometheus: {exc}") from None
+    prom.prometheus_url, prom.alertmanager_url = status.prometheus_url, status.alertmanager_url
+    console.print(f"Prometheus {prom.prometheus_url} + Alertmanager {prom.alertmanager_url} scrape the agents every "
+                  f"{DEMO_INTERVAL}, with the generated rules (windows {DEMO_WINDOW}, for {DEMO_FOR}) in {state}",
+                  highlight=False, soft_wrap=True)
+    return prom
+
+
+def _parse_time(text: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time with up to nanoseconds (Prometheus's lastScrape)."""
+    if not isinstance(text, str) or not text or text.startswith("0001-"):
+        return None
+    head, _, rest = text.partition(".")
+    if rest:  # fraction, then Z or an offset
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits):]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _labels_key(labels: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    return str(labels.get("alertname")), labels.get(AGENT_LABEL), labels.get(TOOL_LABEL)
+
+
+def _await_alerts(prom: PrometheusRun, team: list[_Agent], table: Thresholds, console: Console) -> None:
+    """With every agent done (and still serving its metrics): waits until Prometheus scraped each agent's final
+    values, then until the alerts the threshold table predicts fire (or a deadline), and records the alerts."""
+    assert prom.prometheus_url and prom.alertmanager_url
+    interval = duration_seconds(DEMO_INTERVAL)
+    deadline = time.monotonic() + 10 * interval + 10
+    waiting = list(team)
+    while waiting:
+        try:
+            last = {t.get("labels", {}).get("instance"): _parse_time(t.get("lastScrape", ""))
+                    for t in stack.prometheus_targets(prom.prometheus_url) if t.get("health") == "up"}
+        except (OSError, ValueError, KeyError, TypeError):
+            last = {}
+        waiting = [a for a in waiting if (last.get(f"{stack.HOST}:{a.port}") or 0) <= a.finished_wall]
+        if not waiting:
+            break
+        if time.monotonic() > deadline:
+            console.print(f"[yellow]Prometheus did not scrape the final values of "
+                          f"{', '.join(a.service_name for a in waiting)} in time[/]", highlight=False)
+            break
+        time.sleep(0.2)
+
+    report = verdicts.from_records({a.name: read_records(a.log_file) for a in team}, table)
+    prom.predicted = sorted({(v.threshold.alert, v.agent) for v in report.breached})
+    settled = time.monotonic() + 2 * interval  # two evaluations after the final scrape
+    deadline = time.monotonic() + duration_seconds(DEMO_FOR) + ALERT_SETTLE_SECONDS
+    prom_alerts: list[dict[str, Any]] = []
+    am_alerts: list[dict[str, Any]] = []
+    answered = False
+    while True:
+        try:
+            prom_alerts = stack.prometheus_alerts(prom.prometheus_url)
+            am_alerts = stack.alertmanager_alerts(prom.alertmanager_url)
+            answered = True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        firing = {_labels_key(a.get("labels", {}))[:2] for a in prom_alerts if a.get("state") == "firing"}
+        routed = {_labels_key(a.get("labels", {}))[:2] for a in am_alerts}
+        pending = [a for a in prom_alerts if a.get("state") == "pending"]
+        now = time.monotonic()
+        if now >= settled and not pending and all(p in firing and p in routed for p in prom.predicted):
+            break
+        if now > deadline:
+            break
+        time.sleep(0.25)
+    if not answered:
+        console.print("[yellow]Prometheus or Alertmanager did not answer for the alerts[/]", highlight=False)
+    receivers: dict[tuple[str, str | None, str | None], tuple[list[str], str | None]] = {}
+    for a in am_alerts:
+        names = sorted(r.get("name", "?") for r in a.get("receivers") or [])
+        receivers[_labels_key(a.get("labels", {}))] = (names, (a.get("status") or {}).get("state"))
+    fired = []
+    for a in prom_alerts:
+        labels = a.get("labels", {})
+        key = _labels_key(labels)
+        try:
+            value: float | None = float(a.get("value"))
+        except (TypeError, ValueError):
+            value = None
+        fired.append(FiredAlert(alert=key[0], state=str(a.get("state")), severity=str(labels.get("severity", "")),
+                                agent=key[1], tool=key[2], receivers=receivers.get(key, ([], None))[0],
+                                value=value if value is None or math.isfinite(value) else None))
+    order = {"critical": 0, "warning": 1, "info": 2}
+    fired.sort(key=lambda f: (f.state != "firing", order.get(f.severity, 3), f.alert, f.agent or "", f.tool or ""))
+    prom.alerts = fired
+    firing_now = {(f.alert, f.agent) for f in fired if f.state == "firing"}
+    prom.missing = [p for p in prom.predicted if p not in firing_now]
+
+
+def _run_agents(team: list[_Agent], stub: StubServer, instrument: Path, plan: Plan, seed: int, failure_rate: float,
+                endpoint: str | None, console: Console, started: float, timeout: float,
+                before_release: Callable[[], None] | None = None) -> None:
+    """Starts the agents and polls them to the end. Each agent is released (its process may exit) once the
+    runner scraped it; with `before_release`, all stay up until every one is done, then it is called."""
     progress = Progress(
         SpinnerColumn(finished_text="[green]✓[/]"),
         TextColumn("[bold]{task.description:<9}"),
@@ -524,34 +828,48 @@ def _run_agents(team: list[_Agent], stub: StubServer, instrument: Path, runs: in
         console=console,
         disable=not console.is_terminal,
     )
+    hold = before_release is not None
+    linger = timeout if hold else LINGER_SECONDS
     try:
         for agent in team:
             agent.stdout = open(agent.spans_file, "wb") if agent.spans_file else None  # noqa: SIM115
             agent.stderr = open(agent.stderr_file, "wb")  # noqa: SIM115
             cmd = [str(instrument), sys.executable, "-m", "agentwatch.demo.agents", "--agent", agent.name,
-                   "--runs", str(runs), "--seed", str(seed), "--stub-url", stub.url,
+                   "--runs", str(plan.runs or 0), "--seed", str(seed), "--stub-url", stub.url,
                    "--failure-rate", repr(failure_rate), "--progress-file", str(agent.progress_file),
-                   "--linger", str(LINGER_SECONDS)]
+                   "--linger", repr(linger)]
+            if plan.interval:
+                cmd += ["--interval", repr(plan.interval)]
+            if plan.runs is None and plan.duration:
+                cmd += ["--duration", repr(plan.duration)]
             agent.started = time.monotonic()
             agent.proc = subprocess.Popen(
                 cmd, env=_child_env(agent, endpoint), stdin=subprocess.PIPE,
                 stdout=agent.stdout if agent.stdout is not None else subprocess.DEVNULL, stderr=agent.stderr)
-            agent.logs = _LineCounter(agent.log_file, marker=b'"log.level":"error"')
+            agent.logs = _LineCounter(agent.log_file, marker=b'"event.action":"%s"' % sc.LOG_EVENT_LLM_CALL.encode(),
+                                      also=b'"event.outcome":"failure"')
             agent.progress = _LineCounter(agent.progress_file)
-        tasks = {agent.name: progress.add_task(agent.name, total=runs, calls=0, errors="") for agent in team}
+        tasks = {agent.name: progress.add_task(agent.name, total=plan.runs, calls=0, errors="") for agent in team}
+        released = not hold
         with progress:
             while not all(agent.exited for agent in team):
                 if time.monotonic() - started > timeout:
                     raise DemoError(f"the demo agents did not finish within {timeout:.0f} s; "
                                     f"see {team[0].stderr_file.parent}/*.stderr.log")
                 for agent in team:
-                    _poll(agent, progress, tasks[agent.name], console)
+                    _poll(agent, progress, tasks[agent.name], console, release=released)
+                if not released and all(agent.scraped for agent in team):
+                    assert before_release is not None
+                    before_release()
+                    released = True
+                    for agent in team:
+                        _release(agent)
                 time.sleep(0.1)
     finally:
         _stop(team)
 
 
-def _poll(agent: _Agent, progress: Progress, task: Any, console: Console) -> None:
+def _poll(agent: _Agent, progress: Progress, task: Any, console: Console, release: bool = True) -> None:
     assert agent.logs is not None and agent.progress is not None and agent.proc is not None
     if agent.exited:
         return
@@ -564,23 +882,33 @@ def _poll(agent: _Agent, progress: Progress, task: Any, console: Console) -> Non
         elif line == "done":
             agent.done = True
     agent.progress.last = []
-    errors = agent.logs.marked
-    progress.update(task, completed=len(agent.run_lines), calls=agent.logs.lines,
+    errors = agent.logs.marked_also
+    progress.update(task, completed=len(agent.run_lines), calls=agent.logs.marked,
                     errors=f"[red]{errors} errors[/]" if errors else "")
     if agent.done and not agent.scraped:
         agent.scraped = True
         agent.finished = time.monotonic()
+        agent.finished_wall = time.time()
         try:
             agent.scrape_samples, agent.scrape_names = scrape(agent.port)
         except (OSError, urllib.error.URLError) as exc:
             agent.scrape_error = str(exc)
-        _release(agent)
+        if agent.scrape_error:
+            raise DemoError(f"could not scrape demo-{agent.name}'s Prometheus endpoint "
+                            f"http://127.0.0.1:{agent.port}/metrics: {agent.scrape_error}")
+        if not console.is_terminal:
+            errs = f", {errors} failed" if errors else ""
+            console.print(f"  done  {agent.name:<9} {_plural(len(agent.run_lines), 'run', 'runs')}, "
+                          f"{agent.logs.marked} LLM calls{errs} in {agent.finished - agent.started:.1f} s",
+                          highlight=False)
+        if release:
+            _release(agent)
     rc = agent.proc.poll()
     if rc is None:
         return
     agent.exited = True
     agent.logs.poll()
-    progress.update(task, calls=agent.logs.lines)
+    progress.update(task, calls=agent.logs.marked)
     if rc != 0 or not agent.done:
         if rc < 0:
             try:
@@ -592,13 +920,6 @@ def _poll(agent: _Agent, progress: Progress, task: Any, console: Console) -> Non
         detail = _last_error_line(agent.stderr_file)
         raise DemoError(f"demo-{agent.name} {how} before finishing{': ' + detail if detail else ''} "
                         f"(its stderr: {agent.stderr_file})")
-    if agent.scrape_error:
-        raise DemoError(f"could not scrape demo-{agent.name}'s Prometheus endpoint "
-                        f"http://127.0.0.1:{agent.port}/metrics: {agent.scrape_error}")
-    if not console.is_terminal:
-        errs = f", {agent.logs.marked} failed" if agent.logs.marked else ""
-        console.print(f"  done  {agent.name:<9} {len(agent.run_lines)} runs, {agent.logs.lines} LLM calls{errs} "
-                      f"in {agent.finished - agent.started:.1f} s", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -623,8 +944,15 @@ def _ms(value: float) -> str:
     return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
 
+def _runs_text(result: DemoResult) -> str:
+    counts = sorted({a.runs for a in result.agents.values()})
+    if len(counts) == 1:
+        return _plural(counts[0], "run", "runs") + " per agent"
+    return f"{counts[0]}–{counts[-1]} runs per agent"
+
+
 def _print_summary(console: Console, result: DemoResult) -> None:
-    table = Table(title=f"LLM calls per agent and model ({result.runs} runs per agent; from the JSON log records)",
+    table = Table(title=f"LLM calls per agent and model ({_runs_text(result)}; from the JSON log records)",
                   title_justify="left", title_style="bold", header_style="bold", show_footer=True,
                   footer_style="bold", box=box.ROUNDED)
     columns = [("Agent", "left"), ("Model", "left"), ("Calls", "right"), ("Errors", "right"),
@@ -671,16 +999,17 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         if agent.retries:
             notes.append(_plural(agent.retries, "retry", "retries"))
         if agent.tool_errors:
-            notes.append(_plural(agent.tool_errors, "tool exception", "tool exceptions") + " caught")
+            notes.append(f"{agent.tool_errors} of {agent.tool_calls} tool calls raised (caught by the agent)")
         if agent.failed_runs:
             notes.append(f"{agent.failed_runs} of {agent.runs} runs gave up after retries")
         if notes:
             console.print(f"{agent.name}: " + "; ".join(notes), highlight=False, soft_wrap=True)
 
     console.print()
-    console.print("JSON log records (one per LLM call, with trace.id and span.id) and console-exported spans:"
-                  if result.traces_to == "console" else "JSON log records (one per LLM call, with trace.id and span.id);"
-                  " spans and OTel logs went over OTLP:", highlight=False)
+    console.print("JSON log records (one per LLM call, run and tool call, with trace.id and span.id) and "
+                  "console-exported spans:" if result.traces_to == "console" else
+                  "JSON log records (one per LLM call, run and tool call, with trace.id and span.id); spans and OTel "
+                  "logs went over OTLP:", highlight=False, soft_wrap=True)
     width = max(len(a.log_file) for a in result.agents.values())
     for agent in result.agents.values():
         spans = agent.spans_file or f"spans -> OTLP {result.traces_to}"
@@ -692,5 +1021,53 @@ def _print_summary(console: Console, result: DemoResult) -> None:
     console.print(f"Prometheus metrics served on {served}: {result.prometheus_series:,} series "
                   f"({' and '.join(REQUIRED_SERIES)} {'present' if present else 'MISSING'})", highlight=False,
                   soft_wrap=True)
+    if result.report is not None:
+        _print_thresholds(console, result.report)
+    if result.prometheus is not None:
+        _print_alerts(console, result.prometheus)
     console.print(f"Summary: {Path(result.out_dir) / 'summary.json'}  ·  finished in {result.wall_time_s:.1f} s",
                   highlight=False)
+
+
+_ROUTES = {"critical": "pages on-call", "warning": "team chat", "info": "no notification"}
+
+
+def _print_thresholds(console: Console, report: verdicts.Report) -> None:
+    console.print()
+    verdicts.render(report, console, breached_word="WOULD FIRE",
+                    title=f"Threshold table (from the JSON run and tool records; thresholds: {report.thresholds})")
+    if not report.breached:
+        console.print("[green]No threshold breached:[/] no alert would fire.", highlight=False)
+    for v in report.breached:
+        where = f"{v.agent} / {v.tool}" if v.tool else v.agent
+        console.print(f"[bold red]WOULD FIRE[/] {v.threshold.alert} for {where}: {v.label} "
+                      f"{verdicts.format_measured(v.measured, v.threshold.unit)} {v.threshold.comparison} "
+                      f"{v.threshold.display} ({v.threshold.severity}: {_ROUTES.get(v.threshold.severity, '?')})",
+                      highlight=False, soft_wrap=True)
+
+
+def _print_alerts(console: Console, prom: PrometheusRun) -> None:
+    console.print()
+    if prom.skipped:
+        console.print(f"[yellow]Alerts not checked:[/] {prom.skipped}", highlight=False, soft_wrap=True)
+        return
+    console.print(f"[bold]Alerts at the end of the demo[/] (Prometheus {prom.prometheus_url}/alerts, Alertmanager "
+                  f"{prom.alertmanager_url}; rules with windows {prom.window}, for {prom.for_}):", highlight=False,
+                  soft_wrap=True)
+    if not prom.alerts:
+        console.print("  none", highlight=False)
+    for a in prom.alerts:
+        where = " / ".join(x for x in (a.agent, a.tool) if x) or "-"
+        routed = f"-> {', '.join(a.receivers)}" if a.receivers else "(not in Alertmanager)"
+        note = "  (always firing: proves Prometheus -> Alertmanager works)" if a.alert == "Watchdog" else ""
+        style = ("bold red" if a.severity == "critical" else "yellow") if a.state == "firing" else "default"
+        console.print(f"  [{style}]{a.state:<8}[/] {a.alert:<24} {where:<26} {a.severity:<9} {routed}{note}",
+                      highlight=False, soft_wrap=True)
+    if prom.predicted and not prom.missing:
+        console.print("[green]Every WOULD FIRE row of the threshold table fired.[/]", highlight=False)
+    elif prom.missing:
+        missing = ", ".join(f"{alert} for {agent}" for alert, agent in prom.missing)
+        console.print(f"[yellow]Predicted but not firing (yet):[/] {missing}", highlight=False, soft_wrap=True)
+    if prom.kept_running:
+        console.print(f"Still running: agentwatch check --prometheus {prom.prometheus_url}   ·   stop with: "
+                      f"agentwatch stack down --state-dir {prom.state_dir}", highlight=False, soft_wrap=True)
