@@ -46,6 +46,7 @@ generate: setup
 bench: setup
 	$(BIN)/python bench/bench_overhead.py
 	$(BIN)/python bench/bench_pricing.py
+	$(BIN)/python bench/bench_processor_soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
