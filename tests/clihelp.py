@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agentwatch.demo.runner import AGENTS, port_in_use
+from agentwatch.demo.runner import AGENTS
+from agentwatch.stack import port_in_use
 
 CLI = Path(sys.executable).parent / "agentwatch"
 

@@ -7,8 +7,6 @@ files, a live Prometheus scrape, an OTLP receiver), not against the demo's own c
 from __future__ import annotations
 
 import json
-import os
-import random
 import re
 import socket
 import subprocess
@@ -18,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from agentwatch import semconv as sc
-from agentwatch.demo.runner import AGENTS, port_in_use
+from agentwatch.demo.runner import AGENTS
+from clihelp import env as clean_env
+from clihelp import free_port_base
 from otlp_receiver import OtlpReceiver
 
 CLI = Path(sys.executable).parent / "agentwatch"
@@ -26,28 +26,11 @@ RUNS = 2
 SEED = 7
 
 
-def _free_port_base(count: int = len(AGENTS)) -> int:
-    """A base port with `count` consecutive free loopback ports after it."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - count)
-        if not any(port_in_use(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no run of free ports found")
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "AGENTWATCH_", "ANTHROPIC_", "OPENAI_"))}
-    env.update(extra)
-    return env
-
-
 def _run_demo(out_dir: Path, port: int, env: dict[str, str] | None = None, *args: str,
               timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [str(CLI), "demo", "--runs", str(RUNS), "--seed", str(SEED), "--prometheus-port", str(port),
            "--out-dir", str(out_dir), *args]
-    return subprocess.run(cmd, env=env or _env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def _records(path: Path, event: str | None = sc.LOG_EVENT_LLM_CALL) -> list[dict]:
@@ -59,7 +42,7 @@ def _records(path: Path, event: str | None = sc.LOG_EVENT_LLM_CALL) -> list[dict
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    port = _free_port_base()
+    port = free_port_base()
     proc = _run_demo(out, port)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -154,7 +137,7 @@ def test_prometheus_scrape_found_the_series(demo):
 
 
 def test_port_in_use_gives_exit_1_and_one_clear_line(tmp_path):
-    port = _free_port_base()
+    port = free_port_base()
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", port + 1))
         blocker.listen()
@@ -176,8 +159,8 @@ def _fingerprint(summary: dict) -> list[tuple]:
 def test_otlp_endpoint_sends_spans_and_logs_over_otlp_and_the_seed_decides_the_calls(tmp_path, demo):
     with OtlpReceiver() as receiver:
         # an inherited exporter choice is overridden: with an endpoint, traces and logs go over OTLP
-        env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_TRACES_EXPORTER="console")
-        proc = _run_demo(tmp_path, _free_port_base(), env)
+        env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_TRACES_EXPORTER="console")
+        proc = _run_demo(tmp_path, free_port_base(), env)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         spans = [s for s in receiver.spans() if s.scope_name == "agentwatch"
                  and s.attributes.get("gen_ai.operation.name") in sc.INFERENCE_OPERATIONS]

@@ -19,14 +19,12 @@ back from Prometheus and Alertmanager.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import importlib.util
 import json
 import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +44,7 @@ from rich.text import Text
 
 from agentwatch import semconv as sc
 from agentwatch import stack, thresholds, verdicts
+from agentwatch.stack import port_in_use
 from agentwatch.demo.stub import StubServer
 from agentwatch.generate.promql import AGENT as AGENT_LABEL
 from agentwatch.pricing import PriceBook, PricingConfigError
@@ -342,19 +341,6 @@ def summarize_logs(agent: str, records: Iterable[dict[str, Any]]) -> tuple[list[
 # ---------------------------------------------------------------------------------------------------------
 # Processes, ports and scraping
 # ---------------------------------------------------------------------------------------------------------
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when `host:port` cannot be bound (a server listens there), the way the Prometheus exporter binds."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return True
-            raise
-    return False
-
 
 def scrape(port: int) -> tuple[int, set[str]]:
     """(number of samples, metric names) served at http://127.0.0.1:PORT/metrics."""
