@@ -414,3 +414,18 @@ def test_timeline_marks_unknown_cost_but_not_for_failed_calls():
     del unpriced["agentwatch.usage.cost_usd"]
     (tl,) = elastic.build_timelines([unpriced])
     assert tl.cost_unknown is True and tl.cost_usd == 0.0
+
+
+def test_timeline_orders_by_the_exact_start_when_records_carry_it():
+    """A run's record is written after its end (its metrics come first), so @timestamp - duration can put the
+    run after its first LLM call; `event.start` is exact."""
+    from agentwatch.elastic import build_timelines
+
+    run = {"trace.id": "t", "event.action": "gen_ai.invoke_agent", "gen_ai.agent.name": "billing",
+           "@timestamp": "2026-11-24T05:00:00.000900Z", "event.duration": 500_000,
+           "event.start": "2026-11-24T05:00:00.000100Z"}
+    llm = {"trace.id": "t", "event.action": "gen_ai.client.inference", "gen_ai.operation.name": "chat",
+           "gen_ai.request.model": "gpt-4o-mini", "@timestamp": "2026-11-24T05:00:00.000450Z",
+           "event.duration": 200_000, "event.start": "2026-11-24T05:00:00.000250Z"}
+    (timeline,) = build_timelines([llm, run])
+    assert [e.kind for e in timeline.events] == ["run", "llm"]

@@ -92,6 +92,7 @@ FIELD_MAPPINGS: dict[str, dict[str, Any]] = {
     "event.action": _KEYWORD,
     "event.outcome": _KEYWORD,
     "event.duration": _LONG,  # nanoseconds
+    "event.start": _DATE,
     "event.severity": _LONG,  # the collector's ECS mode adds the OTel severity number
     "trace.id": _KEYWORD,
     "span.id": _KEYWORD,
@@ -930,8 +931,11 @@ def _event(doc: dict[str, Any]) -> tuple[datetime, str, str, dict[str, Any]]:
     action = get_field(doc, "event.action") or ""
     end = _parse_time(get_field(doc, "@timestamp")) or datetime.fromtimestamp(0, tz=timezone.utc)
     duration_ns = _num(get_field(doc, "event.duration"))
-    start = end if duration_ns is None else datetime.fromtimestamp(end.timestamp() - duration_ns / 1e9,
-                                                                    tz=timezone.utc)
+    start = _parse_time(get_field(doc, "event.start"))  # exact, when the record has it (direct handler)
+    exact = start is not None
+    if start is None:
+        start = end if duration_ns is None else datetime.fromtimestamp(end.timestamp() - duration_ns / 1e9,
+                                                                        tz=timezone.utc)
     if action == sc.LOG_EVENT_LLM_CALL:
         kind = "llm"
         name = " ".join(str(v) for v in (get_field(doc, sc.GEN_AI_OPERATION_NAME),
@@ -944,7 +948,7 @@ def _event(doc: dict[str, Any]) -> tuple[datetime, str, str, dict[str, Any]]:
         kind, name = "budget", str(get_field(doc, "agentwatch.budget.limit") or "budget")
     else:
         kind, name = "log", action or "?"
-    return start, kind, name, {"duration_ns": duration_ns}
+    return start, kind, name, {"duration_ns": duration_ns, "exact_start": exact}
 
 
 def build_timelines(docs: Iterable[dict[str, Any]]) -> list[TraceTimeline]:
@@ -959,8 +963,10 @@ def build_timelines(docs: Iterable[dict[str, Any]]) -> list[TraceTimeline]:
         for doc in trace_docs:
             start, kind, name, extra = _event(doc)
             rows.append((start, kind, name, extra, doc))
-        # @timestamp has millisecond precision: within one millisecond, a run starts before its calls
-        rows.sort(key=lambda r: (round(r[0].timestamp(), 3), r[1] != "run"))
+        # by start time. A record without `event.start` (e.g. written by the collector) only has
+        # @timestamp - duration, good to a millisecond: those compare by millisecond, a run first on a tie.
+        rows.sort(key=lambda r: (r[0].timestamp() if r[3]["exact_start"] else round(r[0].timestamp(), 3),
+                                 r[1] != "run"))
         origin = min(r[0] for r in rows)
         tl = TraceTimeline(trace_id=trace_id, events=[])
         for start, kind, name, extra, doc in rows:

@@ -115,7 +115,8 @@ def open_json_writer(target: str | None) -> JsonLineWriter | None:
 
 
 def ecs_timestamp(time_ns: int) -> str:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+    """ISO 8601 in UTC with microseconds (Elasticsearch `date` fields keep milliseconds; the source keeps all)."""
+    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds").replace(
         "+00:00", "Z"
     )
 
@@ -133,6 +134,7 @@ def emit(
     span_id: int,
     service_name: str | None,
     warning: bool = False,
+    start_ns: int | None = None,
 ) -> None:
     """One record to the OTel logs pipeline and, if a sink is configured, one ECS JSON record to it."""
     now_ns = time.time_ns()
@@ -163,5 +165,8 @@ def emit(
             "span.id": format(span_id, "016x") if span_id else None,
             "service.name": service_name,
         }
+        if start_ns is not None:
+            # exact start of the call, run or tool (not @timestamp - duration): orders a trace's timeline
+            record["event.start"] = ecs_timestamp(start_ns)
         record.update(fields)
         sink.write(record)

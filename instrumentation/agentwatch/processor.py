@@ -358,7 +358,7 @@ class AgentSpanProcessor(SpanProcessor):
             tel.otel_logger, tel.log_sink, event=event, message=message, fields=fields, failed=failed,
             context=trace.set_span_in_context(trace.NonRecordingSpan(ctx)), trace_id=ctx.trace_id,
             span_id=ctx.span_id, service_name=tel.service_name() if tel.log_sink is not None else None,
-            warning=warning,
+            warning=warning, start_ns=getattr(span, "start_time", None),
         )
 
     # --- bounded memory

@@ -334,7 +334,7 @@ class InferenceCall:
             tel.otel_logger, tel.log_sink,
             event=sc.LOG_EVENT_LLM_CALL, message=message, fields=fields, failed=error_type is not None,
             context=trace.set_span_in_context(self.span), trace_id=ctx.trace_id, span_id=ctx.span_id,
-            service_name=tel.service_name() if tel.log_sink is not None else None,
+            service_name=tel.service_name() if tel.log_sink is not None else None, start_ns=self.start_ns,
         )
 
 
