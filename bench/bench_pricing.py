@@ -11,10 +11,9 @@ import statistics
 import time
 
 import genai_prices
-from genai_prices import Usage
 
 from agentwatch import pricing
-from agentwatch.pricing import PriceBook, TokenUsage
+from agentwatch.pricing import PriceBook, TokenUsage, genai_prices_usage
 
 ROUNDS = 30
 BATCH = 2_000
@@ -23,17 +22,7 @@ USAGE = TokenUsage(12_000, 800, cache_read_tokens=8_000, cache_write_tokens=0, r
 LONG_USAGE = TokenUsage(250_000, 800, cache_read_tokens=200_000, cache_write_tokens=0, reasoning_tokens=300)
 
 
-def _gp(u: TokenUsage) -> Usage:
-    return Usage(
-        input_tokens=u.input_tokens,
-        output_tokens=u.output_tokens,
-        cache_read_tokens=u.cache_read_tokens,
-        cache_write_tokens=u.cache_write_tokens,
-        output_reasoning_tokens=u.reasoning_tokens,
-    )
-
-
-GP_USAGE = _gp(USAGE)
+GP_USAGE = genai_prices_usage(USAGE)
 
 
 def median_us_per_call(fn, batch: int = BATCH, rounds: int = ROUNDS) -> float:
@@ -95,7 +84,7 @@ def main() -> None:
         ("google", "gcp.gemini", "gemini-2.5-pro", LONG_USAGE),
     ]:
         fast = book.cost(otel, model, usage)
-        ref = float(genai_prices.calc_price(_gp(usage), model, provider_id=provider).total_price)
+        ref = float(genai_prices.calc_price(genai_prices_usage(usage), model, provider_id=provider).total_price)
         assert fast is not None and abs(fast - ref) <= 1e-9 * ref, (model, fast, ref)
     assert type(book._memo[("anthropic", "claude-sonnet-4-5")]) is pricing._TieredRates
     assert type(book._memo[("gcp.gemini", "gemini-2.5-pro")]) is pricing._TieredRates

@@ -180,14 +180,19 @@ class _GenaiPricesFallback:
         self.model_price = model_price
 
     def cost(self, inp: int, out: int, cache_read: int, cache_write: int, reasoning: int) -> float:
-        usage = Usage(
-            input_tokens=inp,
-            output_tokens=out,
-            cache_read_tokens=cache_read,
-            cache_write_tokens=cache_write,
-            output_reasoning_tokens=reasoning,
-        )
+        usage = genai_prices_usage(TokenUsage(inp, out, cache_read, cache_write, reasoning))
         return float(self.model_price.calc_price(usage)["total_price"])
+
+
+def genai_prices_usage(usage: TokenUsage) -> Usage:
+    """The same counts in genai-prices' own Usage (its name for reasoning tokens differs)."""
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        output_reasoning_tokens=usage.reasoning_tokens,
+    )
 
 
 class _TieredRates:
