@@ -101,14 +101,6 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), username, password
 
 
-def redacted_url(url: str) -> str:
-    """The URL safe to print: no credentials, no query string; a placeholder if it cannot be parsed."""
-    try:
-        return split_credentials(url)[0]
-    except ConfigError:
-        return "<unparseable URL>"
-
-
 def _read_secret(path: str, what: str) -> str:
     try:
         with open(os.path.expanduser(path), encoding="utf-8") as fh:

@@ -308,7 +308,7 @@ class AgentSpanProcessor(SpanProcessor):
             "event.outcome": "failure" if error_type else "success",
             "event.duration": int(duration * 1e9),
             sc.GEN_AI_AGENT_NAME: run.name,
-            **{k: v for k, v in run.attributes().items()},
+            **run.attributes(),
         }
         if error_type is not None:
             fields[sc.ERROR_TYPE] = error_type
