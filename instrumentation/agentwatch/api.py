@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from agentwatch import semconv as sc
 from agentwatch.logs import redact
 from agentwatch.processor import ensure_processor
-from agentwatch.runs import REGISTRY, Budget, BudgetExceeded, RunState
+from agentwatch.runs import Budget, BudgetExceeded, RunState, run_of_span
 from agentwatch.telemetry import SCHEMA_URL, SCOPE, SCOPE_VERSION, get_telemetry, report_internal_error
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,8 +68,7 @@ class AgentRun:
     @property
     def state(self) -> RunState | None:
         """The run's live totals (inference_calls, tool_calls, cost, ...), while the processor follows it."""
-        tracked = REGISTRY.get(self.span.get_span_context().span_id)
-        return tracked.run if tracked is not None else None
+        return run_of_span(self.span)
 
     # -- context manager
     def __enter__(self) -> "AgentRun":

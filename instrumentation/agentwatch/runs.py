@@ -249,6 +249,6 @@ def current_run() -> RunState | None:
 
 def check_current_budget() -> None:
     """Raises BudgetExceeded when the current run (or an enclosing one) has used up a limit."""
-    tracked = REGISTRY.get(trace.get_current_span().get_span_context().span_id)
-    if tracked is not None:
-        tracked.run.check_budget()
+    run = current_run()
+    if run is not None:
+        run.check_budget()
