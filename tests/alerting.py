@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,8 @@ from typing import Any, Callable
 
 import pytest
 import yaml
+
+from agentwatch.stack import free_port  # noqa: F401 - the tests' free port comes from the product's helper
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
@@ -43,12 +44,6 @@ def binary(name: str) -> str:
 
 def run(argv: list[str], timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_json(url: str, data: Any = None, timeout: float = 5) -> Any:
