@@ -27,8 +27,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from agentwatch import telemetry
-from agentwatch.instrumentors.openai import OpenAIInstrumentor
+from agentwatch.runtime import telemetry
+from agentwatch.runtime.instrumentors.openai import OpenAIInstrumentor
 
 BODY = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini-2024-07-18",

@@ -54,8 +54,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import SpanKind  # noqa: E402
 
 from agentwatch import semconv as sc  # noqa: E402
-from agentwatch.processor import AgentSpanProcessor  # noqa: E402
-from agentwatch.runs import REGISTRY  # noqa: E402
+from agentwatch.runtime.processor import AgentSpanProcessor  # noqa: E402
+from agentwatch.runtime.runs import REGISTRY  # noqa: E402
 
 RSS_TARGET_MB = 20.0
 OVERHEAD_TARGET_US = 5.0

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from otlp_receiver import OtlpReceiver  # noqa: E402
 
 from agentwatch import semconv as sc  # noqa: E402
-from agentwatch.demo.agents import AGENTS  # noqa: E402
-from agentwatch.demo.stub import StubServer  # noqa: E402
+from agentwatch.tooling.demo.agents import AGENTS  # noqa: E402
+from agentwatch.tooling.demo.stub import StubServer  # noqa: E402
 
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 
@@ -55,7 +55,7 @@ def _prom_series(points: list) -> int:
 def measure(agent: str, runs: int, seed: int, stub_url: str, tmp: Path) -> dict:
     log_file = tmp / f"{agent}.jsonl"
     with OtlpReceiver() as rx:
-        subprocess.run([str(INSTRUMENT), sys.executable, "-m", "agentwatch.demo.agents", "--agent", agent,
+        subprocess.run([str(INSTRUMENT), sys.executable, "-m", "agentwatch.tooling.demo.agents", "--agent", agent,
                         "--runs", str(runs), "--seed", str(seed), "--stub-url", stub_url],
                        env=_env(rx, agent, log_file), check=True, capture_output=True, timeout=600)
         spans = rx.spans()

@@ -18,11 +18,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from agentwatch.demo.stub import StubServer  # noqa: E402
+from agentwatch.tooling.demo.stub import StubServer  # noqa: E402
 from agentwatch.semconv import INFERENCE_OPERATIONS  # noqa: E402
-from agentwatch import telemetry  # noqa: E402
-from agentwatch.instrumentors.anthropic import AnthropicInstrumentor  # noqa: E402
-from agentwatch.instrumentors.openai import OpenAIInstrumentor  # noqa: E402
+from agentwatch.runtime import telemetry  # noqa: E402
+from agentwatch.runtime.instrumentors.anthropic import AnthropicInstrumentor  # noqa: E402
+from agentwatch.runtime.instrumentors.openai import OpenAIInstrumentor  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -210,7 +210,7 @@ def _global_providers():
         from opentelemetry.sdk.metrics import Counter, Histogram, UpDownCounter
         from opentelemetry.sdk.metrics.export import AggregationTemporality
 
-        from agentwatch.processor import ensure_processor
+        from agentwatch.runtime.processor import ensure_processor
 
         spans = InMemorySpanExporter()
         tracer_provider = TracerProvider()

@@ -211,7 +211,7 @@ def test_run_and_tool_log_records(agent_otel, openai_client):
 
 def test_tool_arguments_and_results_only_with_content_capture(agent_otel, monkeypatch):
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    from agentwatch import telemetry
+    from agentwatch.runtime import telemetry
 
     telemetry.reset_telemetry()
     with agentwatch.agent_run("support-agent"):
@@ -279,7 +279,7 @@ def test_root_span_fallback_treats_a_request_as_a_run(agent_otel, openai_client)
 def test_runs_whose_span_never_ends_are_evicted(agent_otel):
     from opentelemetry import trace
 
-    from agentwatch.runs import REGISTRY
+    from agentwatch.runtime.runs import REGISTRY
 
     tracer = trace.get_tracer("leaky")
     leaked = tracer.start_span("invoke_agent leaky", attributes={"gen_ai.operation.name": "invoke_agent"})
@@ -304,7 +304,7 @@ def test_two_processors_on_one_provider_count_each_call_once():
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import set_span_in_context
 
-    from agentwatch.processor import AgentSpanProcessor, ensure_processor
+    from agentwatch.runtime.processor import AgentSpanProcessor, ensure_processor
 
     provider = TracerProvider()
     exporter = InMemorySpanExporter()

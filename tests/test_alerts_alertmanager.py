@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from agentwatch import thresholds
-from agentwatch.generate.alertmanager import RECEIVERS
+from agentwatch.tooling.generate.alertmanager import RECEIVERS
 
-from alerting import REPO, Receiver, binary, generate, http_json, receiver_overrides, run, start_alertmanager, \
+from support.alerting import REPO, Receiver, binary, generate, http_json, receiver_overrides, run, start_alertmanager, \
     wait_until
 
 CONFIG = REPO / "alerts" / "alertmanager" / "alertmanager.yml"

@@ -22,7 +22,7 @@ import yaml
 
 from agentwatch import thresholds
 
-from alerting import Daemon, Receiver, binary, free_port, generate, http_json, receiver_overrides, \
+from support.alerting import Daemon, Receiver, binary, free_port, generate, http_json, receiver_overrides, \
     start_alertmanager, wait_until
 
 HERE = Path(__file__).parent

@@ -11,13 +11,14 @@ from click.testing import CliRunner
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from agentwatch import generate, semconv as sc, thresholds
-from agentwatch.cli import main
-from agentwatch.generate import alerts as gen_alerts
-from agentwatch.generate import promql
+from agentwatch import semconv as sc, thresholds
+from agentwatch.tooling import generate
+from agentwatch.tooling.cli import main
+from agentwatch.tooling.generate import alerts as gen_alerts
+from agentwatch.tooling.generate import promql
 from agentwatch.thresholds import ThresholdsError, duration_seconds
 
-from alerting import REPO, generate as run_generate
+from support.alerting import REPO, generate as run_generate
 
 SIX = ["AgentSuccessRateLow", "AgentStepsHigh", "AgentLatencyP99High", "AgentTokensPerRunHigh",
        "AgentCostPerRunHigh", "AgentToolErrorRateHigh"]
@@ -228,8 +229,8 @@ def test_changing_one_threshold_moves_the_rule_the_runbook_and_the_buckets(tmp_p
     assert "my-thresholds.yaml" in (out / "alerts/rules/agentwatch-alerts.yaml").read_text().splitlines()[0]
 
     # the agent span processor builds its histogram buckets from the same table
-    from agentwatch.processor import _AgentInstruments
-    from agentwatch.telemetry import Telemetry
+    from agentwatch.runtime.processor import _AgentInstruments
+    from agentwatch.runtime.telemetry import Telemetry
 
     thresholds.current.cache_clear()
     try:

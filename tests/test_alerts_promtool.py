@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from agentwatch import thresholds
-from agentwatch.generate import alerts as gen_alerts
+from agentwatch.tooling.generate import alerts as gen_alerts
 from agentwatch.thresholds import duration_seconds
 
-from alerting import REPO, binary, generate, run
+from support.alerting import REPO, binary, generate, run
 
 RULES = sorted((REPO / "alerts" / "rules").glob("*.yaml"))
 UNIT_TESTS = sorted((REPO / "tests" / "promtool").glob("*.test.yaml"))

@@ -29,13 +29,13 @@ import pytest
 
 from agentwatch import semconv as sc
 from agentwatch import thresholds
-from agentwatch.demo.runner import AGENTS, DemoError, plan_runs
-from agentwatch.demo.runner import _parse_time as parse_time
+from agentwatch.tooling.demo.runner import AGENTS, DemoError, plan_runs
+from agentwatch.tooling.demo.runner import _parse_time as parse_time
 from agentwatch.thresholds import SIGNALS
-from agentwatch.verdicts import from_records
+from agentwatch.tooling.verdicts import from_records
 
-from alerting import binary
-from clihelp import cli, env, free_port_base, one_error_line
+from support.alerting import binary
+from support.clihelp import cli, env, free_port_base, one_error_line
 
 RUNS, RATE, SEED = 10, 1.0, 7
 OTHERS = ("support", "research", "costly")

@@ -13,11 +13,11 @@ import re
 import pytest
 import yaml
 
-from agentwatch import elastic
+from agentwatch.tooling import elastic
 from agentwatch import semconv as sc
-from agentwatch.generate import collector as col
+from agentwatch.tooling.generate import collector as col
 from agentwatch.thresholds import load
-from deploy_helpers import COLLECTOR, ENV_REF, REPO, component_type, generated, load_yaml, pipeline_problems, walk
+from support.deploy_helpers import COLLECTOR, ENV_REF, REPO, component_type, generated, load_yaml, pipeline_problems, walk
 
 FILES = (col.AGENT_FILE, col.GATEWAY_FILE, col.GATEWAY_REMOTE_WRITE_FILE, col.STANDALONE_FILE)
 

@@ -20,12 +20,12 @@ from click.testing import CliRunner
 
 from agentwatch import semconv as sc
 from agentwatch import thresholds
-from agentwatch.cli import main
-from agentwatch.generate import dashboards as gen
-from agentwatch.generate import promql as q
-from agentwatch.generate.links import DASHBOARD_UIDS
+from agentwatch.tooling.cli import main
+from agentwatch.tooling.generate import dashboards as gen
+from agentwatch.tooling.generate import promql as q
+from agentwatch.tooling.generate.links import DASHBOARD_UIDS
 
-from alerting import REPO, free_port, generate as run_generate
+from support.alerting import REPO, free_port, generate as run_generate
 
 FILES = {"agent-overview.json": "agents", "llm-calls.json": "llm", "tools.json": "tools", "cost.json": "cost"}
 DS = {"type": "prometheus", "uid": "${datasource}"}

@@ -2,7 +2,7 @@
 the way Grafana would, is valid PromQL and returns data from a real Prometheus (Debian package) that scraped a
 live workload.
 
-The workload: the four demo agents (`python -m agentwatch.demo.agents`, flaky with --failure-rate 0.7, so
+The workload: the four demo agents (`python -m agentwatch.tooling.demo.agents`, flaky with --failure-rate 0.7, so
 failed runs, tool errors and LLM errors exist) and a small agent calling a model without a price
 (tests/agents/unpriced_agent.py), each its own process under `opentelemetry-instrument` with the Prometheus
 exporter, against the stub LLM server. Prometheus scrapes them every second and evaluates the committed rules
@@ -35,10 +35,10 @@ import pytest
 import yaml
 
 from agentwatch import semconv as sc
-from agentwatch.generate import dashboards as gen
+from agentwatch.tooling.generate import dashboards as gen
 from agentwatch.thresholds import duration_seconds
 
-from alerting import REPO, Daemon, binary, free_port, http_json, wait_until
+from support.alerting import REPO, Daemon, binary, free_port, http_json, wait_until
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
@@ -80,7 +80,7 @@ def live(stub, tmp_path_factory):
     workload: list[tuple[Daemon, int]] = []
     for name in AGENTS:
         port = free_port()
-        argv = [instrument, sys.executable, "-m", "agentwatch.demo.agents", "--agent", name, "--runs", "100000",
+        argv = [instrument, sys.executable, "-m", "agentwatch.tooling.demo.agents", "--agent", name, "--runs", "100000",
                 "--seed", "7", "--failure-rate", "0.7", "--stub-url", stub.url]
         env = _env(OTEL_SERVICE_NAME=f"demo-{name}", OTEL_EXPORTER_PROMETHEUS_PORT=str(port))
         workload.append((Daemon(name, argv, tmp / f"{name}.log", f"http://127.0.0.1:{port}/metrics", env=env), port))

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from agentwatch import semconv as sc
-from agentwatch.demo.runner import AGENTS
-from clihelp import env as clean_env
-from clihelp import free_port_base
-from otlp_receiver import OtlpReceiver
+from agentwatch.tooling.demo.runner import AGENTS
+from support.clihelp import env as clean_env
+from support.clihelp import free_port_base
+from support.otlp_receiver import OtlpReceiver
 
 CLI = Path(sys.executable).parent / "agentwatch"
 RUNS = 2

@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from agentwatch.generate import collector as col
+from agentwatch.tooling.generate import collector as col
 from agentwatch.thresholds import load
-from deploy_helpers import (COMPOSE_DIR, COMPOSE_FILE, REPO, image_problems, load_yaml, merge, pipeline_problems)
+from support.deploy_helpers import (COMPOSE_DIR, COMPOSE_FILE, REPO, image_problems, load_yaml, merge, pipeline_problems)
 
 ENV_DEFAULT = re.compile(r"\$\{([A-Z_][A-Z0-9_]*):-([^}]*)\}")
 

@@ -9,8 +9,8 @@ import re
 import pytest
 import yaml
 
-from agentwatch.generate import collector as col
-from deploy_helpers import COLLECTOR, COMPOSE_DIR, K8S, KubeLoader, REPO, secret_findings, secret_value_findings
+from agentwatch.tooling.generate import collector as col
+from support.deploy_helpers import COLLECTOR, COMPOSE_DIR, K8S, KubeLoader, REPO, secret_findings, secret_value_findings
 
 SCANNED = [p for root in (COLLECTOR, REPO / "deploy", REPO / "docs") for p in sorted(root.rglob("*")) if p.is_file()]
 

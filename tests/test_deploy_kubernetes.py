@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentwatch import generate as gen
+from agentwatch.tooling import generate as gen
 from agentwatch import semconv as sc
-from agentwatch.generate import alertmanager, alerts, deploy
-from agentwatch.generate import collector as col
-from deploy_helpers import K8S, OVERLAYS, REPO, generated, image_problems, load_manifests, load_yaml
+from agentwatch.tooling.generate import alertmanager, alerts, deploy
+from agentwatch.tooling.generate import collector as col
+from support.deploy_helpers import K8S, OVERLAYS, REPO, generated, image_problems, load_manifests, load_yaml
 
 KUBE_VERSION = "1.32"  # oldest Kubernetes the manifests target (HPA v2, PDB v1, internalTrafficPolicy GA)
 KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "labels", "resources", "components", "configMapGenerator",
@@ -316,7 +316,7 @@ def test_es_setup_job_runs_agentwatch_es_setup(built):
     job = _one(docs, "Job", "agentwatch-es-setup")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["agentwatch", "es", "setup"]
-    from agentwatch.cli import main
+    from agentwatch.tooling.cli import main
 
     assert "setup" in main.commands["es"].commands
     backends = _configmap(docs, "agentwatch-backends")

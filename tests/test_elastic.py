@@ -10,11 +10,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from agentwatch import elastic
+from agentwatch.tooling import elastic
 from agentwatch import semconv as sc
-from agentwatch.cli import main
+from agentwatch.tooling.cli import main
 from agentwatch.config import ConfigError, ElasticsearchSettings, elasticsearch_settings
-from fake_es import FakeElasticsearch
+from support.fake_es import FakeElasticsearch
 
 API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
 PASSWORD = "hunter2-Pa55word"
@@ -419,7 +419,7 @@ def test_timeline_marks_unknown_cost_but_not_for_failed_calls():
 def test_timeline_orders_by_the_exact_start_when_records_carry_it():
     """A run's record is written after its end (its metrics come first), so @timestamp - duration can put the
     run after its first LLM call; `event.start` is exact."""
-    from agentwatch.elastic import build_timelines
+    from agentwatch.tooling.elastic import build_timelines
 
     run = {"trace.id": "t", "event.action": "gen_ai.invoke_agent", "gen_ai.agent.name": "billing",
            "@timestamp": "2026-11-24T05:00:00.000900Z", "event.duration": 500_000,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agentwatch import elastic
-from agentwatch.cli import main
-from fake_es import FakeElasticsearch
+from agentwatch.tooling import elastic
+from agentwatch.tooling.cli import main
+from support.fake_es import FakeElasticsearch
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent

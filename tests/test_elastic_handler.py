@@ -18,11 +18,12 @@ from click.testing import CliRunner
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from agentwatch import elastic, telemetry
+from agentwatch.runtime import elasticsearch as elastic
+from agentwatch.runtime import telemetry
 from agentwatch import semconv as sc
-from agentwatch.cli import main
+from agentwatch.tooling.cli import main
 from agentwatch.config import ElasticsearchSettings
-from fake_es import FakeElasticsearch
+from support.fake_es import FakeElasticsearch
 
 API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
 PASSWORD = "hunter2-Pa55word"
@@ -284,7 +285,7 @@ def test_close_gives_up_at_its_deadline(fake_es):
 def test_records_are_flushed_at_interpreter_exit(fake_es, tmp_path):
     script = tmp_path / "exit_agent.py"
     script.write_text(f"""
-from agentwatch import elastic
+from agentwatch.runtime import elasticsearch as elastic
 from agentwatch.config import ElasticsearchSettings
 handler = elastic.open_handler(ElasticsearchSettings.build({fake_es.url!r}), flush_interval=60.0)
 for i in range(7):
@@ -486,7 +487,7 @@ print("done")
 
 def test_package_layering_keeps_the_client_optional_at_import():
     """Importing agentwatch (and its CLI) does not import the Elasticsearch client."""
-    code = ("import sys, agentwatch, agentwatch.cli, agentwatch.elastic; "
+    code = ("import sys, agentwatch, agentwatch.tooling.cli, agentwatch.tooling.elastic; "
             "print('elasticsearch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).parent)

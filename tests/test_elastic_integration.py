@@ -14,7 +14,8 @@ import uuid
 
 import pytest
 
-from agentwatch import elastic
+from agentwatch.tooling import elastic
+from agentwatch.runtime import elasticsearch as handler_module
 from agentwatch.config import elasticsearch_settings
 
 URL = os.environ.get("AGENTWATCH_TEST_ES_URL", "").strip()
@@ -50,7 +51,7 @@ def test_setup_is_idempotent_on_a_real_cluster(cluster):
 def test_handler_writes_and_logs_reads_back(cluster):
     settings, client, ds = cluster
     elastic.setup(client, settings.namespace, 1)
-    handler = elastic.open_handler(settings, flush_interval=0.1, register_atexit=False)
+    handler = handler_module.open_handler(settings, flush_interval=0.1, register_atexit=False)
     trace = uuid.uuid4().hex
     base = {"@timestamp": "2030-01-01T00:00:00.000Z", "log.level": "info", "ecs.version": "8.11.0",
             "event.dataset": "agentwatch", "trace.id": trace, "span.id": "00f067aa0ba902b7", "service.name": "it"}

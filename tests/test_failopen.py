@@ -8,10 +8,10 @@ import openai
 import pytest
 from wrapt import FunctionWrapper, ObjectProxy
 
-from agentwatch.instrumentors import _inference
-from agentwatch.instrumentors._inference import InferenceCall
-from agentwatch.telemetry import LabelLimiter
-from agentwatch.instrumentors.openai import OpenAIInstrumentor
+from agentwatch.runtime.instrumentors import _inference
+from agentwatch.runtime.instrumentors._inference import InferenceCall
+from agentwatch.runtime.telemetry import LabelLimiter
+from agentwatch.runtime.instrumentors.openai import OpenAIInstrumentor
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -36,7 +36,7 @@ def test_exception_while_starting_passes_the_call_through(otel, openai_client, m
         raise RuntimeError("agentwatch bug")
 
     monkeypatch.setattr(_inference, "server_of", broken)
-    monkeypatch.setattr("agentwatch.instrumentors.openai.server_of", broken)
+    monkeypatch.setattr("agentwatch.runtime.instrumentors.openai.server_of", broken)
     result = openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert result.choices
     assert otel.finished() == []
@@ -50,7 +50,7 @@ def test_exception_in_stream_observer_still_delivers_every_chunk(otel, openai_cl
     def broken(call, chunk):
         raise RuntimeError("agentwatch bug")
 
-    monkeypatch.setattr("agentwatch.instrumentors.openai._chat_chunk", broken)
+    monkeypatch.setattr("agentwatch.runtime.instrumentors.openai._chat_chunk", broken)
     chunks = [c.model_dump() for c in openai_client.chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True, seed=1)]
     assert [c["choices"] for c in chunks] == [c["choices"] for c in baseline]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from otlp_receiver import OtlpReceiver
+from support.otlp_receiver import OtlpReceiver
 
 SCRIPT = Path(__file__).parent / "agents" / "init_agent.py"
 

@@ -12,13 +12,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 from wrapt import ObjectProxy
 
 import agentwatch
-from agentwatch import telemetry
+from agentwatch.runtime import telemetry
 
 lc_tools = pytest.importorskip("langchain_core.tools")
 from langchain_core.messages import ToolMessage  # noqa: E402
 from langchain_core.tools import BaseTool, StructuredTool, ToolException, tool  # noqa: E402
 
-from agentwatch.instrumentors.langchain import LangChainInstrumentor  # noqa: E402
+from agentwatch.runtime.instrumentors.langchain import LangChainInstrumentor  # noqa: E402
 
 
 @pytest.fixture
@@ -259,7 +259,7 @@ def test_agentwatch_failure_passes_the_call_through(lc_otel, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("agentwatch bug")
 
-    monkeypatch.setattr("agentwatch.instrumentors.langchain.tool_call", broken)
+    monkeypatch.setattr("agentwatch.runtime.instrumentors.langchain.tool_call", broken)
     assert lookup_order.invoke(tool_call("lookup_order", "call_7", order_id="F1")).content
     assert refund_handled.invoke({"order_id": "F2"}) == "order F2 is not refundable"
     assert lc_otel.spans_named("execute_tool") == []

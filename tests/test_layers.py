@@ -1,4 +1,5 @@
-"""The package is layered: the contract at the bottom, instrumentors above it, demo and CLI on top.
+"""The package is layered: the contract at the bottom, the runtime above it, the tooling (generators, demo,
+stack, CLI) on top.
 
 Nothing imports upward, and there are no import cycles between agentwatch modules.
 """
@@ -10,28 +11,28 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "instrumentation" / "agentwatch"
 
-# lower number = lower layer; a module may import only from its own layer or below
+# lower number = lower layer; a module may import only from its own layer or below.
+# 0-1: the contract (names, prices, thresholds, settings); 2-5: the runtime that runs inside the agent;
+# 6-7: the operator's tooling (generators, demo, stack, CLI), which no runtime module may import.
 LAYERS = {
     "agentwatch.semconv": 0,
     "agentwatch.pricing": 1,
     "agentwatch.config": 1,
-    "agentwatch.logs": 1,
     "agentwatch.thresholds": 1,
-    "agentwatch.telemetry": 2,
-    "agentwatch.elastic": 2,
-    "agentwatch.runs": 2,
-    "agentwatch.processor": 3,
-    "agentwatch.instrumentors": 3,
-    "agentwatch.api": 3,
-    "agentwatch.distro": 5,
-    "agentwatch._setup": 5,
+    "agentwatch.runtime": 2,
+    "agentwatch.runtime.logs": 2,
+    "agentwatch.runtime.telemetry": 3,
+    "agentwatch.runtime.elasticsearch": 3,
+    "agentwatch.runtime.runs": 3,
+    "agentwatch.runtime.processor": 4,
+    "agentwatch.runtime.instrumentors": 4,
+    "agentwatch.runtime.api": 4,
+    "agentwatch.runtime.distro": 5,
+    "agentwatch.runtime.setup": 5,
     "agentwatch": 5,
-    "agentwatch.generate": 6,
-    "agentwatch.demo": 6,
-    "agentwatch.stack": 6,
-    "agentwatch.verdicts": 6,
-    "agentwatch.cli": 7,
-    "agentwatch.commands": 7,
+    "agentwatch.tooling": 6,
+    "agentwatch.tooling.cli": 7,
+    "agentwatch.tooling.commands": 7,
 }
 
 

@@ -18,13 +18,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 from wrapt import ObjectProxy
 
 import agentwatch
-from agentwatch import telemetry
+from agentwatch.runtime import telemetry
 
 mcp = pytest.importorskip("mcp")
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
 
-from agentwatch.instrumentors.mcp import MCPInstrumentor  # noqa: E402
+from agentwatch.runtime.instrumentors.mcp import MCPInstrumentor  # noqa: E402
 
 SERVER_SCRIPT = Path(__file__).parent / "agents" / "mcp_server.py"
 
@@ -167,7 +167,7 @@ async def test_langchain_tool_around_mcp_is_one_span(mcp_otel, server_params, se
     """LangChain's MCP adapters wrap `call_tool` in a LangChain tool: with both instrumentors on, each call
     is still one execute_tool span (the MCP attributes go onto the LangChain tool's span)."""
     lc_tools = pytest.importorskip("langchain_core.tools")
-    from agentwatch.instrumentors.langchain import LangChainInstrumentor
+    from agentwatch.runtime.instrumentors.langchain import LangChainInstrumentor
 
     langchain = LangChainInstrumentor()
     langchain.instrument()
@@ -220,7 +220,7 @@ async def test_agentwatch_failure_passes_the_call_through(mcp_otel, server_param
     def broken(*args, **kwargs):
         raise RuntimeError("agentwatch bug")
 
-    monkeypatch.setattr("agentwatch.instrumentors.mcp.tool_call", broken)
+    monkeypatch.setattr("agentwatch.runtime.instrumentors.mcp.tool_call", broken)
     async with stdio_session(server_params, server_log) as session:
         result = await session.call_tool("lookup_order", {"order_id": "G7"})
     assert result.is_error is False and json.loads(text_of(result))["status"] == "shipped"

@@ -27,7 +27,7 @@ from agents import (  # noqa: E402
 from agents.exceptions import MaxTurnsExceeded  # noqa: E402
 from openai import AsyncOpenAI  # noqa: E402
 
-from agentwatch.instrumentors.openai_agents import OpenAIAgentsInstrumentor  # noqa: E402
+from agentwatch.runtime.instrumentors.openai_agents import OpenAIAgentsInstrumentor  # noqa: E402
 
 
 @function_tool
@@ -252,7 +252,7 @@ async def test_concurrent_runs_keep_their_own_totals(agents_otel, stub):
 
 
 def test_tool_arguments_and_result_with_content_capture(agents_otel, stub, monkeypatch):
-    from agentwatch import telemetry
+    from agentwatch.runtime import telemetry
 
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     telemetry.reset_telemetry()

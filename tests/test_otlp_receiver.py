@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 try:  # tests/ is a rootdir-relative path entry unless it becomes a package
-    from otlp_receiver import OtlpReceiver
+    from support.otlp_receiver import OtlpReceiver
 except ImportError:  # pragma: no cover
     from tests.otlp_receiver import OtlpReceiver
 
@@ -258,7 +258,7 @@ def test_gauge(receiver: OtlpReceiver):
 def test_logs_with_trace_correlation(receiver: OtlpReceiver, compression):
     tp = TracerProvider(resource=RESOURCE)
     lp = _logger_provider(receiver, compression)
-    logger = lp.get_logger("agentwatch.logs", "0.2")
+    logger = lp.get_logger("agentwatch.runtime.logs", "0.2")
     with tp.get_tracer("t").start_as_current_span("chat") as span:
         logger.emit(
             body={"role": "user", "content": "hello", "parts": [1, 2]},
@@ -283,7 +283,7 @@ def test_logs_with_trace_correlation(receiver: OtlpReceiver, compression):
     assert inside.span_id == format(ctx.span_id, "016x")
     assert inside.time_unix_nano > 0 or inside.observed_time_unix_nano > 0
     assert inside.resource_attributes["service.name"] == "receiver-test"
-    assert inside.scope_name == "agentwatch.logs"
+    assert inside.scope_name == "agentwatch.runtime.logs"
 
     assert outside.body == "outside any span"
     assert outside.trace_id == "" and outside.span_id == ""

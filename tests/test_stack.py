@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from agentwatch import stack
-from agentwatch.stack import http_json
+from agentwatch.tooling import stack
+from agentwatch.tooling.stack import http_json
 
-from alerting import binary, wait_until
-from clihelp import cli, env, free_port_base, one_error_line
+from support.alerting import binary, wait_until
+from support.clihelp import cli, env, free_port_base, one_error_line
 
 HERE = Path(__file__).parent
 VENV_BIN = str(Path(sys.executable).parent)

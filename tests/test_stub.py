@@ -22,7 +22,7 @@ import httpx
 import openai
 import pytest
 
-from agentwatch.demo.stub import (
+from agentwatch.tooling.demo.stub import (
     DEFAULT_OUTPUT_WORDS,
     EMBEDDING_DIMENSIONS,
     PROMPT_OVERHEAD,
@@ -729,7 +729,7 @@ def test_keep_alive_connection_reuse(stub):
 def test_cli_serves_until_sigterm():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
-        [sys.executable, "-m", "agentwatch.demo.stub", "--port", "0", "--seed", "3"],
+        [sys.executable, "-m", "agentwatch.tooling.demo.stub", "--port", "0", "--seed", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     ) as proc:
         try:

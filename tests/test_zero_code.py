@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from otlp_receiver import OtlpReceiver
+from support.otlp_receiver import OtlpReceiver
 
 HERE = Path(__file__).parent
 AGENT = HERE / "agents" / "plain_agent.py"

@@ -10,8 +10,8 @@ import os
 import threading
 from typing import Any, Mapping
 
-from agentwatch.api import AgentRun, ToolCall, agent, agent_run, tool, tool_call
-from agentwatch.runs import Budget, BudgetExceeded
+from agentwatch.runtime.api import AgentRun, ToolCall, agent, agent_run, tool, tool_call
+from agentwatch.runtime.runs import Budget, BudgetExceeded
 
 __version__ = "0.1.0"
 __all__ = ["init", "shutdown", "agent_run", "agent", "tool", "tool_call", "AgentRun", "ToolCall", "Budget",
@@ -46,7 +46,7 @@ def init(
     with _lock:
         if _state["initialized"]:
             return
-        from agentwatch import _setup
+        from agentwatch.runtime import setup as _setup
 
         resource = _setup.resource(service_name)
         endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -61,7 +61,7 @@ def init(
 def shutdown() -> None:
     """Flush and shut down the providers `init()` created, and remove the client patches."""
     with _lock:
-        from agentwatch.telemetry import flush_log_sinks
+        from agentwatch.runtime.telemetry import flush_log_sinks
 
         flush_log_sinks()
         for instrumentor in _state["instrumentors"]:

@@ -81,6 +81,11 @@ def validate_namespace(namespace: str) -> str:
     return namespace
 
 
+def data_stream_name(namespace: str = semconv.ES_DEFAULT_NAMESPACE) -> str:
+    """`logs-agentwatch-<namespace>`; raises ConfigError for a namespace Elasticsearch would refuse."""
+    return semconv.ES_DATA_STREAM_PATTERN.format(namespace=validate_namespace(namespace))
+
+
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     """(url without user:password@, username, password). Errors never echo the URL: it may hold a password."""
     try:

@@ -76,6 +76,9 @@ AGENTWATCH_RUN_UNPRICED_CALLS: Final = "agentwatch.agent.unpriced_calls"
 AGENTWATCH_RUN_USAGE_UNAVAILABLE_CALLS: Final = "agentwatch.agent.usage_unavailable_calls"
 AGENTWATCH_RUN_FAILURE_REASON: Final = "agentwatch.agent.failure_reason"
 AGENTWATCH_RUN_FROM_ROOT_SPAN: Final = "agentwatch.agent.from_root_span"
+# Resource attribute of a process running this package with metrics exported in-process: the collector's
+# agentwatch connector makes no metrics from its spans (they were counted in the process already).
+AGENTWATCH_RESOURCE_METRICS_IN_PROCESS: Final = "agentwatch.metrics.in_process"
 GEN_AI_INVOKE_AGENT_INFERENCE_CALLS_ATTR: Final = "gen_ai.invoke_agent.inference_calls"
 GEN_AI_INVOKE_AGENT_TOOL_CALLS_ATTR: Final = "gen_ai.invoke_agent.tool_calls"
 

@@ -29,8 +29,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agentwatch
-from agentwatch.processor import AgentSpanProcessor, ensure_processor
-from agentwatch.runs import REGISTRY
+from agentwatch.runtime.processor import AgentSpanProcessor, ensure_processor
+from agentwatch.runtime.runs import REGISTRY
 
 MODES = ("official", "openllmetry", "agentwatch+official", "official+agentwatch")
 CACHED_TOKENS = 4
@@ -43,7 +43,7 @@ def instrumentor(name: str) -> Any:
     elif name == "openllmetry":
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
     elif name == "agentwatch":
-        from agentwatch.instrumentors.openai import OpenAIInstrumentor
+        from agentwatch.runtime.instrumentors.openai import OpenAIInstrumentor
     else:
         raise SystemExit(f"unknown instrumentation {name!r}")
     return OpenAIInstrumentor()

@@ -1,1 +1,0 @@
-"""Subcommands of the `agentwatch` CLI that live in their own modules (registered in agentwatch.cli)."""
