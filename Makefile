@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	# opentelemetry-distro in a side folder: only the coexistence test puts it on PYTHONPATH
 	$(BIN)/python -m pip install -q --no-deps --target $(EXTRAS)/distro opentelemetry-distro
 	# other OpenAI instrumentations that feed the span processor in tests, each in its own side folder
-	$(BIN)/python -m pip install -q --no-deps --target $(EXTRAS)/official \
-		opentelemetry-instrumentation-genai-openai opentelemetry-util-genai
-	$(BIN)/python -m pip install -q --no-deps --target $(EXTRAS)/openllmetry \
-		opentelemetry-instrumentation-openai opentelemetry-semantic-conventions-ai
+	# (one pip call per folder, --upgrade: pip --target replaces a top-level folder it finds, such as opentelemetry/)
+	$(BIN)/python -m pip install -q --upgrade --no-deps --target $(EXTRAS)/official \
+		opentelemetry-instrumentation-genai-openai opentelemetry-instrumentation-genai-anthropic opentelemetry-util-genai
+	$(BIN)/python -m pip install -q --upgrade --no-deps --target $(EXTRAS)/openllmetry \
+		opentelemetry-instrumentation-openai opentelemetry-instrumentation-anthropic opentelemetry-semantic-conventions-ai
 	touch $@
 
 setup: $(STAMP)

@@ -6,8 +6,10 @@ Each library lives in its own side folder (`.venv/extras/official`, `.venv/extra
 OpenAI chat calls (plain, streamed with include_usage, one with cached and reasoning tokens) inside
 `agentwatch.agent_run("foreign-agent")`, with the library's instrumentor and NOT agentwatch's. The run's
 totals must be those of the library's spans, and its cost the exact sum of the costs the processor wrote
-onto them. A third case has agentwatch's instrumentor and the official one active at once (both nesting
-orders): each call is counted once.
+onto them. Then agentwatch's instrumentor and another one active at once, in both wrapping orders and for
+both clients: each call has exactly ONE LLM-call span (the other instrumentation's: agentwatch stands down),
+one set of gen_ai.client.* points (the other's), and agentwatch's cost on that span, in the cost counter and
+in the run totals, counted once.
 
 Attribute names are read under their current and their older names, so the test holds for library
 versions that still emit `gen_ai.system`, `gen_ai.usage.prompt_tokens`/`completion_tokens` or
@@ -38,6 +40,8 @@ LIBRARIES = {
                  "opentelemetry.instrumentation.genai.openai"),
     "openllmetry": ("opentelemetry/instrumentation/openai/__init__.py", "opentelemetry.instrumentation.openai"),
 }
+ANTHROPIC_SCOPES = {"official": "opentelemetry.instrumentation.genai.anthropic",
+                    "openllmetry": "opentelemetry.instrumentation.anthropic"}
 CALLS = 3
 CACHED_TOKENS, REASONING_TOKENS = 4, 6  # what foreign_feed.py asks the stub to report on its third call
 
@@ -118,12 +122,13 @@ def tokens(span: dict, names: tuple[str, ...]) -> int:
     return value
 
 
-def run_feed(mode: str, library: str, stub) -> Feed:
+def run_feed(mode: str, library: str, stub, client: str = "openai") -> Feed:
     folder = side_folder(library)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTWATCH_", "TRACELOOP_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "AGENTWATCH_", "TRACELOOP_", "ANTHROPIC_"))}
     env["PYTHONPATH"] = str(folder)
-    proc = subprocess.run([sys.executable, str(FEED), mode, stub.url], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, str(FEED), mode, stub.url, client], env=env, capture_output=True,
+                          text=True, timeout=120)
     if proc.returncode != 0:  # pytest.fail, not assert: a broken feed must not pass as an expected failure
         pytest.fail(f"foreign_feed.py {mode} failed:\n{proc.stderr[-4000:]}")
     return Feed(json.loads(proc.stdout))
@@ -134,11 +139,11 @@ def feed(stub):
     """Runs each mode once per module, however many tests read it."""
     cache: dict[str, Feed] = {}
 
-    def get(mode: str) -> Feed:
-        if mode not in cache:
-            library = "openllmetry" if mode == "openllmetry" else "official"
-            cache[mode] = run_feed(mode, library, stub)
-        return cache[mode]
+    def get(mode: str, client: str = "openai") -> Feed:
+        if (mode, client) not in cache:
+            library = "openllmetry" if "openllmetry" in mode else "official"
+            cache[mode, client] = run_feed(mode, library, stub, client)
+        return cache[mode, client]
 
     return get
 
@@ -220,41 +225,44 @@ def test_reasoning_tokens_reach_the_run(feed, library):
     assert result.run["attributes"].get("gen_ai.usage.reasoning.output_tokens") == REASONING_TOKENS, names
 
 
-@pytest.mark.parametrize("mode", ["agentwatch+official", "official+agentwatch"],
-                         ids=["official-outer", "agentwatch-outer"])
-def test_agentwatch_and_official_instrumentors_together_count_each_call_once(feed, mode):
-    result = feed(mode)
-    outer_scope = "opentelemetry.instrumentation.genai.openai" if mode.endswith("official") else "agentwatch"
-    inner_scope = "agentwatch" if outer_scope != "agentwatch" else "opentelemetry.instrumentation.genai.openai"
+def points_of(feed: Feed, name: str) -> list[dict]:
+    return [p for m in feed.doc["metrics"] if m["name"] == name for p in m["points"]]
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+@pytest.mark.parametrize("library", ["official", "openllmetry"])
+@pytest.mark.parametrize("order", ["foreign-outer", "agentwatch-outer"])
+def test_one_llm_span_per_call_with_another_instrumentation(feed, library, order, client):
+    mode = f"agentwatch+{library}" if order == "foreign-outer" else f"{library}+agentwatch"
+    result = feed(mode, client)
+    scope = LIBRARIES[library][1] if client == "openai" else ANTHROPIC_SCOPES[library]
     run = result.run
     calls = result.llm_spans()
-    assert len(calls) == 2 * CALLS, [(s["name"], s["scope"]) for s in calls]
-    outer = [s for s in calls if s["parent_span_id"] == run["span_id"]]
-    inner = [s for s in calls if s not in outer]
-    assert [s["scope"] for s in outer] == [outer_scope] * CALLS
-    assert [s["scope"] for s in inner] == [inner_scope] * CALLS
-    outer_ids = {s["span_id"] for s in outer}
-    assert all(s["parent_span_id"] in outer_ids for s in inner), "each call: one LLM span nested in the other"
+    # exactly one LLM-call span per call, and it is the other instrumentation's: agentwatch stood down
+    assert len(calls) == CALLS and all(s["scope"].startswith(scope) for s in calls), [(s["name"], s["scope"]) for s in result.spans]
+    assert not [s for s in result.spans if s["scope"].startswith("com.anthropic.sdk")], "the SDK's own span is off"
 
     a = run["attributes"]
     assert a["gen_ai.invoke_agent.inference_calls"] == CALLS
-    input_tokens = sum(tokens(s, INPUT_TOKENS) for s in outer)
-    output_tokens = sum(tokens(s, OUTPUT_TOKENS) for s in outer)
-    assert input_tokens == sum(tokens(s, INPUT_TOKENS) for s in inner)
+    input_tokens = sum(tokens(s, INPUT_TOKENS) for s in calls)
+    output_tokens = sum(tokens(s, OUTPUT_TOKENS) for s in calls)
     assert a["gen_ai.usage.input_tokens"] == input_tokens
     assert a["gen_ai.usage.output_tokens"] == output_tokens
-    # exactly one span per call carries the cost (agentwatch's), so a trace backend summing costs is right
-    priced, unpriced = (outer, inner) if outer_scope == "agentwatch" else (inner, outer)
-    assert all(COST in s["attributes"] for s in priced)
-    assert not any(COST in s["attributes"] for s in unpriced)
+    # the processor priced each call once, on the other instrumentation's span
+    assert all(s["attributes"].get(COST, 0) > 0 for s in calls), [s["attributes"] for s in calls]
     expected = 0.0
-    for span in priced:
+    for span in calls:
         expected += span["attributes"][COST]
     assert a[COST] == expected
+    assert sum(p["value"] for p in result.points("agentwatch.llm.cost")) == pytest.approx(expected, rel=1e-12)
     assert_agent_metrics(result, a[COST], input_tokens + output_tokens)
-    # agentwatch's own per-call metrics count each call once, whichever span is outside
-    assert sum(p["count"] for p in result.points("gen_ai.client.operation.duration")) == CALLS
-    assert sum(p["value"] for p in result.points("agentwatch.llm.cost")) == pytest.approx(a[COST], rel=1e-12)
+    # one set of gen_ai.client.* points: the other instrumentation's, none of agentwatch's
+    assert not result.points("gen_ai.client.operation.duration"), "agentwatch recorded points for a call it observed"
+    assert not result.points("gen_ai.client.token.usage")
+    durations = points_of(result, "gen_ai.client.operation.duration")
+    assert sum(p["count"] for p in durations) == CALLS, durations
+    # and one log record per call, correlated with that span
+    assert result.doc["llm_logs"] == sorted(s["span_id"] for s in calls)
 
 
 @pytest.mark.parametrize("library", ["official", "openllmetry"])

@@ -1,9 +1,11 @@
 """The telemetry contract: every span, metric and attribute name agentwatch emits or queries.
 
 Instrumentors, the span processor, the dashboard and alert generators all import names from here, so a
-name is spelled once. Names follow the OpenTelemetry GenAI semantic conventions (v1.41, now maintained in
-open-telemetry/semantic-conventions-genai); `agentwatch.*` names are ours, for what the conventions do not
-cover (cost, unpriced calls, unavailable usage).
+name is spelled once. Names follow the OpenTelemetry GenAI semantic conventions as they stand in
+open-telemetry/semantic-conventions-genai; `agentwatch.*` names are ours, for what the conventions do not
+cover (cost, unpriced calls, unavailable usage). Renamed conventions: the current name is written, the older
+ones are read (the LEGACY_* names; README "Semantic-convention renames"). `gen_ai.*` names agentwatch writes
+that the published registry does not have are listed in OWN_GEN_AI_NAMES (tests/test_semconv_conformance.py).
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
 GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
 GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
 GEN_AI_REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
-GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+# renamed from gen_ai.usage.cache_creation.input_tokens (read as LEGACY_USAGE_CACHE_WRITE_TOKENS)
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
@@ -56,12 +61,19 @@ LEGACY_GEN_AI_SYSTEM: Final = "gen_ai.system"
 LEGACY_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
 LEGACY_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 LEGACY_USAGE_CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
-LEGACY_USAGE_CACHE_CREATION_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
+LEGACY_USAGE_CACHE_WRITE_TOKENS: Final = ("gen_ai.usage.cache_creation.input_tokens",
+                                          "gen_ai.usage.cache_creation_input_tokens")
 LEGACY_LLM_REQUEST_TYPE: Final = "llm.request.type"
+# llm.request.type values -> the gen_ai.operation.name they mean
+LEGACY_REQUEST_TYPES: Final = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
 LEGACY_USAGE_REASONING_TOKENS: Final = ("gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")
+MCP_METHOD_NAME: Final = "mcp.method.name"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
+
+TOOL_TYPE_FUNCTION: Final = "function"  # gen_ai.tool.type: the agent's side picks the arguments and runs it
+MCP_METHOD_TOOLS_CALL: Final = "tools/call"
 
 TOKEN_TYPE_INPUT: Final = "input"
 TOKEN_TYPE_OUTPUT: Final = "output"
@@ -71,6 +83,7 @@ AGENTWATCH_COST_USD: Final = "agentwatch.usage.cost_usd"
 AGENTWATCH_COST_UNKNOWN: Final = "agentwatch.usage.cost_unknown"
 AGENTWATCH_USAGE_UNAVAILABLE: Final = "agentwatch.usage.unavailable"
 AGENTWATCH_STREAM_OUTCOME: Final = "agentwatch.stream.outcome"  # completed | closed | abandoned | error
+AGENTWATCH_STREAM_USAGE_INJECTED: Final = "agentwatch.stream.usage_injected"
 AGENTWATCH_AGENT_TOOL_ERRORS: Final = "agentwatch.agent.tool_errors"
 AGENTWATCH_RUN_UNPRICED_CALLS: Final = "agentwatch.agent.unpriced_calls"
 AGENTWATCH_RUN_USAGE_UNAVAILABLE_CALLS: Final = "agentwatch.agent.usage_unavailable_calls"
@@ -82,10 +95,26 @@ AGENTWATCH_RESOURCE_METRICS_IN_PROCESS: Final = "agentwatch.metrics.in_process"
 GEN_AI_INVOKE_AGENT_INFERENCE_CALLS_ATTR: Final = "gen_ai.invoke_agent.inference_calls"
 GEN_AI_INVOKE_AGENT_TOOL_CALLS_ATTR: Final = "gen_ai.invoke_agent.tool_calls"
 
+# gen_ai.* names agentwatch writes that the published semantic-conventions registry does not (yet) have:
+# the run totals and agent-level metrics of the design's telemetry contract. Everything else agentwatch
+# writes under gen_ai.* must be in the registry (tests/test_semconv_conformance.py).
+OWN_GEN_AI_NAMES: Final = frozenset({
+    GEN_AI_INVOKE_AGENT_INFERENCE_CALLS_ATTR,  # span attribute: steps of the run
+    GEN_AI_INVOKE_AGENT_TOOL_CALLS_ATTR,       # span attribute: tool calls of the run
+    "gen_ai.invoke_agent.duration",            # metric (the registry has gen_ai.client.operation.duration)
+    "gen_ai.execute_tool.duration",            # metric
+    "gen_ai.client.inference",                 # log event name of one LLM call
+    "gen_ai.invoke_agent",                     # log event name of one run
+    "gen_ai.execute_tool",                     # log event name of one tool call
+})
+
 # Values of error.type we set ourselves (otherwise the exception's class name or the HTTP status code).
 ERROR_STREAM_ABANDONED: Final = "stream_abandoned"
 ERROR_BUDGET_EXCEEDED: Final = "budget_exceeded"
 ERROR_RUN_FAILED: Final = "run_failed"  # run.fail() without an exception
+# A tool call that failed without raising (MCP `isError: true`, a LangChain ToolMessage with status "error");
+# the value the MCP semantic conventions prescribe.
+ERROR_TOOL: Final = "tool_error"
 ERROR_OTHER: Final = "_OTHER"
 
 # --- Metric instruments ---------------------------------------------------------------------------------

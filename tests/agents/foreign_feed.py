@@ -1,6 +1,9 @@
 """Feeds agentwatch's span processor with OpenAI spans from ANOTHER instrumentation library.
 
-    python foreign_feed.py <official|openllmetry|agentwatch+official|official+agentwatch> <stub_url>
+    python foreign_feed.py <mode> <stub_url> [openai|anthropic]
+
+mode: one library (`official`, `openllmetry`) or several joined by `+` (`agentwatch+official`, ...), each
+instrumenting the chosen client in that order.
 
 Run by tests/test_foreign_instrumentations.py in a subprocess whose PYTHONPATH holds the side folder of the
 chosen library (`.venv/extras/official` or `.venv/extras/openllmetry`), so each library is imported alone.
@@ -11,8 +14,10 @@ agentwatch's `AgentSpanProcessor`, instruments the `openai` SDK with the chosen 
 one with `include_usage`, and one whose usage reports cached and reasoning tokens. It prints ONE JSON
 document on stdout: the finished spans and the metric points.
 
-The two mixed modes also instrument with agentwatch's own OpenAIInstrumentor, in the order given: the
-library named last wraps the SDK last, so its span is the outer one.
+Mixed modes also instrument with agentwatch's own instrumentor, in the order given: the library named
+last wraps the SDK last, so its wrapper is the outer one. With `anthropic` the three calls are
+`messages.create`, `messages.create(stream=True)` and the `messages.stream` helper, with the SDK's own
+tracing left at its default (no option, no ANTHROPIC_OPEN_TELEMETRY).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import json
 import sys
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,21 +39,59 @@ import agentwatch
 from agentwatch.runtime.processor import AgentSpanProcessor, ensure_processor
 from agentwatch.runtime.runs import REGISTRY
 
-MODES = ("official", "openllmetry", "agentwatch+official", "official+agentwatch")
+LIBRARIES = ("official", "openllmetry", "agentwatch")
 CACHED_TOKENS = 4
 REASONING_TOKENS = 6
 
 
-def instrumentor(name: str) -> Any:
+def instrumentor(name: str, client: str) -> Any:
+    if client == "anthropic":
+        if name == "official":
+            from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
+        elif name == "openllmetry":
+            from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+        else:
+            from agentwatch.runtime.instrumentors.anthropic import AnthropicInstrumentor
+        return AnthropicInstrumentor()
     if name == "official":
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
     elif name == "openllmetry":
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-    elif name == "agentwatch":
-        from agentwatch.runtime.instrumentors.openai import OpenAIInstrumentor
     else:
-        raise SystemExit(f"unknown instrumentation {name!r}")
+        from agentwatch.runtime.instrumentors.openai import OpenAIInstrumentor
     return OpenAIInstrumentor()
+
+
+def openai_calls(stub_url: str) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=stub_url + "/v1", api_key="sk-test-SECRETKEY0123456789", max_retries=0)
+    messages = [{"role": "user", "content": "where is my order?"}]
+    client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True,
+                                            stream_options={"include_usage": True})
+    streamed_usage = None
+    for chunk in stream:
+        if chunk.usage is not None:
+            streamed_usage = chunk.usage
+    assert streamed_usage is not None, "the stub sends a usage chunk when include_usage is set"
+    client.chat.completions.create(
+        model="o3-mini", messages=messages,
+        extra_headers={"x-stub-cached-tokens": str(CACHED_TOKENS),
+                       "x-stub-reasoning-tokens": str(REASONING_TOKENS)})
+
+
+def anthropic_calls(stub_url: str) -> None:
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=stub_url, api_key="sk-ant-SECRETKEY0123456789", max_retries=0)
+    messages = [{"role": "user", "content": "where is my order?"}]
+    client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages,
+                           extra_headers={"x-stub-cached-tokens": str(CACHED_TOKENS)})
+    for _event in client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages, stream=True):
+        pass
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=messages) as stream:
+        stream.get_final_message()
 
 
 def value(v: Any) -> Any:
@@ -89,8 +134,10 @@ def metrics_json(reader: InMemoryMetricReader) -> list[dict[str, Any]]:
 
 def main() -> None:
     mode, stub_url = sys.argv[1], sys.argv[2].rstrip("/")
-    if mode not in MODES:
-        raise SystemExit(f"mode must be one of {MODES}, not {mode!r}")
+    client = sys.argv[3] if len(sys.argv) > 3 else "openai"
+    names = mode.split("+")
+    if not set(names) <= set(LIBRARIES) or client not in ("openai", "anthropic"):
+        raise SystemExit(f"mode: libraries of {LIBRARIES} joined by '+'; client: openai|anthropic")
 
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
@@ -103,36 +150,28 @@ def main() -> None:
     trace.set_tracer_provider(tracer_provider)
     reader = InMemoryMetricReader()
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    logs = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    _logs.set_logger_provider(logger_provider)
 
-    names = mode.split("+")
-    for name in names:  # the one instrumented last wraps the SDK last: its span is the outer one
-        instrumentor(name).instrument(tracer_provider=tracer_provider, meter_provider=metrics.get_meter_provider())
+    for name in names:  # the one instrumented last wraps the SDK last: its wrapper is the outer one
+        instrumentor(name, client).instrument(tracer_provider=tracer_provider,
+                                              meter_provider=metrics.get_meter_provider())
 
-    import openai
-
-    client = openai.OpenAI(base_url=stub_url + "/v1", api_key="sk-test-SECRETKEY0123456789", max_retries=0)
-    messages = [{"role": "user", "content": "where is my order?"}]
     with agentwatch.agent_run("foreign-agent"):
-        client.chat.completions.create(model="gpt-4o-mini", messages=messages)
-        stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True,
-                                                stream_options={"include_usage": True})
-        streamed_usage = None
-        for chunk in stream:
-            if chunk.usage is not None:
-                streamed_usage = chunk.usage
-        assert streamed_usage is not None, "the stub sends a usage chunk when include_usage is set"
-        client.chat.completions.create(
-            model="o3-mini", messages=messages,
-            extra_headers={"x-stub-cached-tokens": str(CACHED_TOKENS),
-                           "x-stub-reasoning-tokens": str(REASONING_TOKENS)})
+        (anthropic_calls if client == "anthropic" else openai_calls)(stub_url)
 
     tracer_provider.force_flush()
     document = {
         "mode": mode,
+        "client": client,
         "instrumentations": names,
         "spans": [span_json(s) for s in spans.get_finished_spans()],
         "metrics": metrics_json(reader),
         "registry_size": len(REGISTRY),
+        "llm_logs": sorted(format(r.log_record.span_id, "016x") for r in logs.get_finished_logs()
+                           if r.log_record.event_name == "gen_ai.client.inference"),
         "evicted_runs": processor.evicted_runs,
     }
     print(json.dumps(document, default=str))

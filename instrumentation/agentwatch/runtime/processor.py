@@ -7,7 +7,11 @@ provider SDK's own span under agentwatch's, or two instrumentations of the same 
 so is a tool-call span inside a tool-call span of the same tool (an MCP client's and server's view of one
 call).
 Spans from other instrumentations work too, including older attribute names (`gen_ai.system`,
-`gen_ai.usage.prompt_tokens`); their cost is computed here when they carry none.
+`gen_ai.usage.prompt_tokens`). An LLM-call span another instrumentation made (the anthropic SDK's own,
+the official or OpenLLMetry instrumentations; agentwatch observes those calls instead of tracing them
+twice) is enriched here, inside runs and outside them: its cost (or the unknown marker) goes onto the span
+and into `agentwatch.llm.cost` / `agentwatch.pricing.unpriced_calls`, the call gets its log record, and the
+gen_ai.client.* points when that instrumentation records none (`foreign.emits_client_metrics`).
 
 When a run ends its `invoke_agent` span gets the totals, and the agent-level metrics and a log record are
 emitted. Per-run state is a few counters, freed at run end; runs whose span never ends are evicted after a
@@ -31,17 +35,17 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from agentwatch import semconv as sc
 from agentwatch import thresholds
+from agentwatch.runtime import foreign
 from agentwatch.runtime.logs import emit as emit_log
 from agentwatch.pricing import TokenUsage
 from agentwatch.runtime.runs import INFERENCE, NESTED_INFERENCE, OTHER, REGISTRY, RUN, TOOL, RunState, Tracked
-from agentwatch.runtime.telemetry import LabelLimiter, Telemetry, get_telemetry, report_internal_error
+from agentwatch.runtime.telemetry import CallFacts, LabelLimiter, Telemetry, get_telemetry, report_internal_error
 
 _log = logging.getLogger("agentwatch")
 
 ROOT_SPAN_MODES = ("off", "server", "all")
 DEFAULT_RUN_TTL_S = 3600.0
 _SWEEP_EVERY = 4096
-_LEGACY_REQUEST_TYPES = {"chat": sc.OP_CHAT, "completion": "text_completion", "embedding": sc.OP_EMBEDDINGS}
 
 
 def _root_mode() -> str:
@@ -66,7 +70,7 @@ def operation_of(attributes: Any) -> str | None:
     """gen_ai.operation.name, or the operation an older instrumentation's `llm.request.type` implies."""
     op = attributes.get(sc.GEN_AI_OPERATION_NAME)
     if op is None:
-        op = _LEGACY_REQUEST_TYPES.get(attributes.get(sc.LEGACY_LLM_REQUEST_TYPE))
+        op = sc.LEGACY_REQUEST_TYPES.get(attributes.get(sc.LEGACY_LLM_REQUEST_TYPE))
     return op
 
 
@@ -94,8 +98,8 @@ def usage_from_attributes(attributes: Any) -> TokenUsage | None:
         output_tokens=output_tokens,
         cache_read_tokens=_int_attr(attributes, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
                                     sc.LEGACY_USAGE_CACHE_READ_TOKENS) or 0,
-        cache_write_tokens=_int_attr(attributes, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-                                     sc.LEGACY_USAGE_CACHE_CREATION_TOKENS) or 0,
+        cache_write_tokens=_int_attr(attributes, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+                                     *sc.LEGACY_USAGE_CACHE_WRITE_TOKENS) or 0,
         reasoning_tokens=_int_attr(attributes, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
                                    *sc.LEGACY_USAGE_REASONING_TOKENS) or 0,
     )
@@ -166,11 +170,11 @@ class AgentSpanProcessor(SpanProcessor):
     # --- SpanProcessor
     def on_start(self, span: Span, parent_context: Any = None) -> None:
         try:
-            self._start(span)
+            self._start(span, parent_context)
         except Exception:  # noqa: BLE001
             report_internal_error("processor.on_start")
 
-    def _start(self, span: Span) -> None:
+    def _start(self, span: Span, parent_context: Any = None) -> None:
         self._starts += 1
         if self._starts % _SWEEP_EVERY == 0:
             self._sweep()
@@ -192,15 +196,30 @@ class AgentSpanProcessor(SpanProcessor):
             outer = (parent_tracked if parent_tracked.kind == INFERENCE else parent_tracked.outer) if inside else None
             if kind == INFERENCE and inside:
                 kind = NESTED_INFERENCE  # an LLM-call span inside another: the outer one counts
+            elif parent_tracked.run is None:
+                return  # below an LLM call outside runs: only a nested LLM-call span matters
             elif kind == TOOL:
                 name = attributes.get(sc.GEN_AI_TOOL_NAME)
                 if name is not None and name == tool:
                     kind = OTHER  # the same tool call seen twice (e.g. MCP client and in-process server)
                 tool = name
-            REGISTRY[span_id] = Tracked(parent_tracked.run, kind, inside or kind == INFERENCE, tool, self, outer)
+            REGISTRY[span_id] = Tracked(parent_tracked.run, kind, inside or kind == INFERENCE, tool, self, outer,
+                                        kind == INFERENCE and foreign.scope_of(span) != foreign.SCOPE)
+        elif op in sc.INFERENCE_OPERATIONS:
+            if foreign.scope_of(span) != foreign.SCOPE and not self._inside_inference(span, parent_context):
+                # another instrumentation's LLM call outside runs: enriched when it ends
+                REGISTRY[span_id] = Tracked(None, INFERENCE, True, owner=self, foreign=True)
         elif (parent is None or parent.is_remote) and self._is_root_run(span, op):
             run = RunState(self._root_run_name(span), span_id, from_root_span=True)
             REGISTRY[span_id] = Tracked(run, RUN, False, owner=self)
+
+    @staticmethod
+    def _inside_inference(span: Span, parent_context: Any) -> bool:
+        """Whether the span's (in-process) parent is a live LLM-call span, which counts for the call."""
+        parent = trace.get_current_span(parent_context)
+        if parent.get_span_context().span_id != getattr(span.parent, "span_id", None):
+            return False
+        return foreign.current_inference_span(parent) is not None
 
     def _is_root_run(self, span: Span, op: str | None) -> bool:
         if self.root_span_runs == "off" or op in sc.INFERENCE_OPERATIONS or op == sc.OP_EXECUTE_TOOL:
@@ -226,7 +245,7 @@ class AgentSpanProcessor(SpanProcessor):
                 cost = _attributes_of(span).get(sc.AGENTWATCH_COST_USD)
                 if isinstance(cost, (int, float)):
                     tracked.outer.inner_cost = float(cost)
-            elif tracked.kind == TOOL:
+            elif tracked.kind == TOOL and tracked.run is not None:
                 tracked.run.add_tool(_failed(span) is not None)
         except Exception:  # noqa: BLE001
             report_internal_error("processor._on_ending")
@@ -244,27 +263,46 @@ class AgentSpanProcessor(SpanProcessor):
         cost = attributes.get(sc.AGENTWATCH_COST_USD)
         if cost is None and tracked.inner_cost is not None:
             cost = tracked.inner_cost  # agentwatch's own span inside priced (and metered) this call already
-        elif usage is not None and cost is None and not attributes.get(sc.AGENTWATCH_COST_UNKNOWN):
-            cost = self._price_foreign_call(span, attributes, usage)
+        elif tracked.foreign and cost is None and not attributes.get(sc.AGENTWATCH_COST_UNKNOWN):
+            cost = self._enrich_foreign(span, attributes, usage)
+        if run is None:
+            return
         run.add_inference(usage, cost if isinstance(cost, (int, float)) else None)
         for warned_run, limit, used, allowed in run.new_budget_warnings():
             self._budget_warning(span, warned_run, limit, used, allowed)
 
-    def _price_foreign_call(self, span: Span, attributes: Any, usage: TokenUsage) -> float | None:
-        """Cost for an LLM-call span another instrumentation made: on the span, and in the cost metrics."""
+    def _enrich_foreign(self, span: Span, attributes: Any, usage: TokenUsage | None) -> float | None:
+        """An LLM-call span another instrumentation made: its cost (on the span and in the cost counters),
+        its log record, and the gen_ai.client.* points when that instrumentation records none."""
         tel = self.telemetry()
         provider = str(attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.LEGACY_GEN_AI_SYSTEM) or "")
-        request_model = str(attributes.get(sc.GEN_AI_REQUEST_MODEL) or "unknown")
         response_model = attributes.get(sc.GEN_AI_RESPONSE_MODEL)
-        cost = tel.prices().cost(provider, str(response_model or request_model), usage)
-        labels = tel.metric_labels(str(operation_of(attributes)), provider, request_model,
-                                   str(response_model) if response_model else None, None, None, None)
-        if cost is not None:
-            _write_ended(span, {sc.AGENTWATCH_COST_USD: cost})
-            tel.cost.add(cost, labels.price)
+        port = attributes.get(sc.SERVER_PORT)
+        facts = CallFacts(
+            str(operation_of(attributes)), provider, str(attributes.get(sc.GEN_AI_REQUEST_MODEL) or "unknown"),
+            str(response_model) if response_model else None, attributes.get(sc.SERVER_ADDRESS) or None,
+            port if type(port) is int else None, attributes.get(sc.GEN_AI_RESPONSE_ID),
+            attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS) or (), span.start_time,
+        )
+        cost = None
+        cost_unknown = False
+        if usage is None:
+            _write_ended(span, {sc.AGENTWATCH_USAGE_UNAVAILABLE: True})
         else:
-            _write_ended(span, {sc.AGENTWATCH_COST_UNKNOWN: True})
-            tel.unpriced.add(1, labels.price)
+            cost = tel.price(provider, facts.request_model, facts.response_model, usage)
+            if cost is not None:
+                _write_ended(span, {sc.AGENTWATCH_COST_USD: cost})
+            else:
+                cost_unknown = True
+                _write_ended(span, {sc.AGENTWATCH_COST_UNKNOWN: True})
+        elapsed = ((span.end_time or 0) - (span.start_time or 0)) / 1e9
+        error_type = _failed(span)
+        ttfc = attributes.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+        tel.record_call(facts, elapsed=elapsed, time_to_first_chunk=ttfc if isinstance(ttfc, (int, float)) else None,
+                        usage=usage, cost=cost, cost_unknown=cost_unknown, error_type=error_type,
+                        client_metrics=not foreign.emits_client_metrics(foreign.scope_of(span)))
+        tel.log_call(facts, span, elapsed=elapsed, usage=usage, cost=cost, cost_unknown=cost_unknown, error=None,
+                     error_type=error_type, stream_outcome=attributes.get(sc.AGENTWATCH_STREAM_OUTCOME))
         return cost
 
     def on_end(self, span: ReadableSpan) -> None:

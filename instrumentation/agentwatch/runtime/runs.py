@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, Iterator
 
 from opentelemetry import trace
@@ -194,7 +195,7 @@ class RunState:
         if self.cache_read_tokens:
             attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_tokens
         if self.cache_write_tokens:
-            attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = self.cache_write_tokens
+            attrs[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = self.cache_write_tokens
         if self.reasoning_tokens:
             attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning_tokens
         if self.cost_known:
@@ -212,14 +213,29 @@ class RunState:
         return attrs
 
 
+class Kind(IntEnum):
+    """What a tracked span is to its run. An IntEnum: the processor compares kinds on every span end, and an
+    IntEnum compares as fast as the int it is."""
+
+    RUN = 0
+    INFERENCE = 1
+    TOOL = 2
+    OTHER = 3
+    NESTED_INFERENCE = 4  # an LLM-call span inside another: counted once, by the outer one
+
+
+RUN, INFERENCE, TOOL, OTHER, NESTED_INFERENCE = Kind.RUN, Kind.INFERENCE, Kind.TOOL, Kind.OTHER, Kind.NESTED_INFERENCE
+
+
 class Tracked:
     """A live span the processor follows: its run, whether an LLM-call span encloses it, and the name of the
     innermost tool call around it (to recognise the same tool call seen twice, e.g. MCP client and server)."""
 
-    __slots__ = ("run", "kind", "inside_inference", "tool", "started", "owner", "outer", "inner_cost")
+    __slots__ = ("run", "kind", "inside_inference", "tool", "started", "owner", "outer", "inner_cost", "foreign")
 
-    def __init__(self, run: RunState, kind: int, inside_inference: bool, tool: str | None = None,
-                 owner: object = None, outer: "Tracked | None" = None):
+    def __init__(self, run: RunState | None, kind: Kind, inside_inference: bool, tool: str | None = None,
+                 owner: object = None, outer: "Tracked | None" = None, foreign: bool = False):
+        self.foreign = foreign  # an LLM-call span another instrumentation made: the processor enriches it
         self.owner = owner  # the processor that follows this span (two on one provider must not both count)
         self.outer = outer  # for a span inside an LLM-call span: that (counted) span's entry
         self.inner_cost: float | None = None  # a nested LLM-call span's cost, for its outer span
@@ -229,15 +245,12 @@ class Tracked:
         self.tool = tool
         self.started = time.monotonic()
 
-
-# kinds of tracked spans; NESTED_INFERENCE is an LLM-call span inside another (counted once, by the outer)
-RUN, INFERENCE, TOOL, OTHER, NESTED_INFERENCE = 0, 1, 2, 3, 4
-
 # span id -> Tracked, for every live span inside a run (shared by all processors of the process)
 REGISTRY: dict[int, Tracked] = {}
 
 
 def run_of_span(span: Any) -> RunState | None:
+    """The run a live span belongs to (None outside runs, e.g. an LLM call the processor only enriches)."""
     tracked = REGISTRY.get(span.get_span_context().span_id)
     return tracked.run if tracked is not None else None
 

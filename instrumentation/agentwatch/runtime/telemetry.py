@@ -19,8 +19,9 @@ from opentelemetry._logs import get_logger
 
 from agentwatch import semconv as sc
 from agentwatch.config import ElasticsearchSettings, Settings
-from agentwatch.runtime.logs import LogSink, combine_sinks, open_json_writer
-from agentwatch.pricing import PriceBook, PricingConfigError
+from agentwatch.runtime.logs import LogSink, combine_sinks, open_json_writer, redact
+from agentwatch.runtime.logs import emit as emit_log
+from agentwatch.pricing import PriceBook, PricingConfigError, TokenUsage
 
 _log = logging.getLogger("agentwatch")
 
@@ -98,6 +99,27 @@ class MetricLabels:
         }
 
 
+class CallFacts:
+    """What identifies one LLM call in its metrics and log record (InferenceCall has the same fields; the
+    span processor builds one from another instrumentation's span)."""
+
+    __slots__ = ("operation", "provider", "request_model", "response_model", "server_address", "server_port",
+                 "response_id", "finish_reasons", "start_ns")
+
+    def __init__(self, operation: str, provider: str, request_model: str, response_model: str | None = None,
+                 server_address: str | None = None, server_port: int | None = None, response_id: str | None = None,
+                 finish_reasons: Any = (), start_ns: int | None = None):
+        self.operation = operation
+        self.provider = provider
+        self.request_model = request_model
+        self.response_model = response_model
+        self.server_address = server_address
+        self.server_port = server_port
+        self.response_id = response_id
+        self.finish_reasons = finish_reasons
+        self.start_ns = start_ns
+
+
 # --- shared telemetry objects --------------------------------------------------------------------------
 class Telemetry:
     """The tracer, instruments, logger, price book and settings every instrumented call uses."""
@@ -166,6 +188,76 @@ class Telemetry:
                 self.model_label(response_model) if response_model else None,
                 server_address, server_port, error_type)
         return labels
+
+    def price(self, provider: str, request_model: str, response_model: str | None,
+              usage: TokenUsage) -> float | None:
+        """The call's cost: by the response model, else by the request model; None when unpriced."""
+        prices = self.prices()
+        cost = prices.cost(provider, response_model or request_model, usage)
+        if cost is None and response_model and response_model != request_model:
+            cost = prices.cost(provider, request_model, usage)
+        return cost
+
+    def record_call(self, facts: "CallFacts", *, elapsed: float, time_to_first_chunk: float | None,
+                    usage: TokenUsage | None, cost: float | None, cost_unknown: bool, error_type: str | None,
+                    client_metrics: bool = True) -> None:
+        """The metric points of one finished LLM call: gen_ai.client.* (unless the span's own
+        instrumentation records them) and agentwatch's cost or unpriced counter."""
+        labels = self.metric_labels(facts.operation, facts.provider, facts.request_model, facts.response_model,
+                                    facts.server_address, facts.server_port, error_type)
+        if client_metrics:
+            self.duration.record(max(elapsed, 0.0), labels.call)
+            if time_to_first_chunk is not None:
+                self.time_to_first_chunk.record(max(time_to_first_chunk, 0.0), labels.call)
+            if usage is not None:
+                self.token_usage.record(usage.input_tokens, labels.input_tokens)
+                if facts.operation != sc.OP_EMBEDDINGS:
+                    self.token_usage.record(usage.output_tokens, labels.output_tokens)
+        if cost is not None:
+            self.cost.add(cost, labels.price)
+        elif cost_unknown:
+            self.unpriced.add(1, labels.price)
+
+    def log_call(self, facts: "CallFacts", span: Any, *, elapsed: float, usage: TokenUsage | None,
+                 cost: float | None, cost_unknown: bool, error: BaseException | None, error_type: str | None,
+                 stream_outcome: str | None) -> None:
+        """The `gen_ai.client.inference` log record of one finished LLM call, correlated with `span`."""
+        fields: dict[str, Any] = {
+            "event.outcome": "failure" if error_type else "success",
+            "event.duration": int(elapsed * 1e9),
+            sc.GEN_AI_OPERATION_NAME: facts.operation,
+            sc.GEN_AI_PROVIDER_NAME: facts.provider,
+            sc.GEN_AI_REQUEST_MODEL: facts.request_model,
+        }
+        if facts.response_model:
+            fields[sc.GEN_AI_RESPONSE_MODEL] = facts.response_model
+        if facts.response_id:
+            fields[sc.GEN_AI_RESPONSE_ID] = facts.response_id
+        if facts.finish_reasons:
+            fields[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(facts.finish_reasons)
+        if usage is not None:
+            fields[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+            fields[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        else:
+            fields[sc.AGENTWATCH_USAGE_UNAVAILABLE] = True
+        if cost is not None:
+            fields[sc.AGENTWATCH_COST_USD] = cost
+        elif cost_unknown:
+            fields[sc.AGENTWATCH_COST_UNKNOWN] = True
+        if stream_outcome is not None:
+            fields[sc.AGENTWATCH_STREAM_OUTCOME] = stream_outcome
+        if error_type is not None:
+            fields[sc.ERROR_TYPE] = error_type
+            if error is not None:
+                fields["error.message"] = redact(str(error))
+        message = f"{facts.operation} {facts.request_model} {error_type or 'ok'} in {elapsed * 1000:.0f} ms"
+        ctx = span.get_span_context()
+        emit_log(
+            self.otel_logger, self.log_sink,
+            event=sc.LOG_EVENT_LLM_CALL, message=message, fields=fields, failed=error_type is not None,
+            context=trace.set_span_in_context(span), trace_id=ctx.trace_id, span_id=ctx.span_id,
+            service_name=self.service_name() if self.log_sink is not None else None, start_ns=facts.start_ns,
+        )
 
     def prices(self) -> PriceBook:
         """The price book, built on first use; a malformed override file is reported once, and the

@@ -1,9 +1,27 @@
-"""Shared machinery of the LLM-client instrumentors: one `InferenceCall` per API call.
+"""Shared machinery of the LLM-client instrumentors: one `InferenceCall` per API call, one call lifecycle.
 
-A client module (openai.py, anthropic.py) turns its SDK's request and response objects into the plain values
-an `InferenceCall` takes; everything the telemetry contract says about an inference (span attributes,
-metrics, cost, the log record, exactly-once ending) lives here, once. Every entry point into agentwatch code
-from a patched method is guarded: an agentwatch bug is counted, logged (rate-limited) and swallowed.
+A client module (openai.py, anthropic.py, and every provider to come) supplies four small pieces:
+
+- `begin(instance, args, kwargs, observe) -> (InferenceCall, kwargs to send, state) | None`: reads the request;
+- `finish(call, result, kwargs, state) -> result`: reads the response, or returns a stream proxy
+  (`SyncStreamProxy` / `AsyncStreamProxy` with a `ChunkObserver`) that reads it as user code iterates;
+- usage builders (`TokenUsage` from the provider's usage object, via `token_count`);
+- optionally an `SdkTracing` for an SDK that traces its own calls.
+
+`sync_wrapper(begin, finish)` / `async_wrapper(begin, finish)` turn them into wrapt wrappers; a helper that
+sends its request elsewhere (the Anthropic stream manager) uses `CallSite.start` and `with call:` the same
+way. Everything the telemetry contract says about an inference (span attributes, metrics, cost, the log
+record, ending exactly once) lives here and in `Telemetry`, once.
+
+Who makes the span (README, "One inference span per LLM call"), decided per call by `CallSite.start`:
+- another instrumentation's LLM-call span is current, or its wrapper is below ours, or the SDK's own
+  tracing was turned on explicitly: agentwatch OBSERVES (no span, no gen_ai.client.* points of its own; the
+  span processor enriches that span);
+- agentwatch's own LLM-call span is current (an SDK method calling another): the call passes through;
+- otherwise agentwatch OWNS the call's span, with the SDK's default tracing switched off for it.
+
+Every entry point into agentwatch code from a patched method is guarded: an agentwatch bug is counted,
+logged (rate-limited) and swallowed.
 """
 
 from __future__ import annotations
@@ -13,7 +31,7 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -21,14 +39,19 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentwatch import semconv as sc
-from agentwatch.runtime.logs import emit as emit_log
-from agentwatch.runtime.logs import redact
 from agentwatch.pricing import TokenUsage
+from agentwatch.runtime import foreign
+from agentwatch.runtime.content import content_json, message_parts, output_message, reusable, text_part  # noqa: F401
 from agentwatch.runtime.runs import BudgetExceeded, check_current_budget
 from agentwatch.runtime.telemetry import Telemetry, report_internal_error
 
 _log = logging.getLogger("agentwatch")
 
+INNER = object()
+"""`observe` value: another instrumentation's LLM-call span will be made below agentwatch's wrapper."""
+
+
+# --- raw responses -------------------------------------------------------------------------------------
 def is_raw_response(result: Any) -> bool:
     """`with_raw_response` calls return an APIResponse wrapper instead of the parsed body."""
     return hasattr(result, "http_response") and hasattr(result, "parse")
@@ -86,47 +109,88 @@ def error_type_of(exc: BaseException) -> str:
     return type(exc).__qualname__
 
 
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+def json_arguments(text: Any) -> Any:
+    """Tool-call arguments as an object when they are a JSON string (semconv asks for the object)."""
+    if isinstance(text, str):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
 
 
-def message_parts(content: Any) -> list[dict[str, Any]]:
-    """Semconv message parts from a string or a list of provider content blocks."""
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
-    parts: list[dict[str, Any]] = []
-    for block in content if isinstance(content, (list, tuple)) else [content]:
-        if isinstance(block, str):
-            parts.append({"type": "text", "content": block})
-            continue
-        get = block.get if isinstance(block, dict) else (lambda k, _b=block: getattr(_b, k, None))
-        kind = get("type")
-        if kind in ("text", "input_text", "output_text"):
-            parts.append({"type": "text", "content": get("text")})
-        elif kind == "tool_use":
-            parts.append({"type": "tool_call", "id": get("id"), "name": get("name"), "arguments": get("input")})
-        elif kind == "tool_result":
-            parts.append({"type": "tool_call_response", "id": get("tool_use_id"),
-                          "response": get("content")})
+class OutputBuilder:
+    """The parts of one output message (one per choice), built from a response or from stream deltas; text
+    beyond the content length limit is not kept (it would be truncated anyway)."""
+
+    __slots__ = ("parts", "_text", "_calls", "_room")
+
+    def __init__(self, room: int):
+        self.parts: list[Any] = []
+        self._text: list[str] | None = None
+        self._calls: dict[Any, dict[str, Any]] = {}
+        self._room = room
+
+    def text(self, chunk: Any) -> None:
+        if not isinstance(chunk, str) or not chunk or self._room <= 0:
+            return
+        self._room -= len(chunk)
+        if self._text is None:
+            self._text = []
+            self.parts.append(self._text)
+        self._text.append(chunk)
+
+    def part(self, part: dict[str, Any]) -> None:
+        self._text = None
+        self.parts.append(part)
+
+    def tool_call(self, key: Any, call_id: Any = None, name: Any = None, arguments: Any = None) -> None:
+        """Starts (first `key`) or continues a tool call; string arguments are concatenated (stream deltas)."""
+        entry = self._calls.get(key)
+        if entry is None:
+            entry = self._calls[key] = {"type": "tool_call", "id": call_id, "name": name, "arguments": []}
+            self._text = None
+            self.parts.append(entry)
         else:
-            parts.append({"type": str(kind or "unknown")})
-    return parts
+            if call_id and not entry["id"]:
+                entry["id"] = call_id
+            if name and not entry["name"]:
+                entry["name"] = name
+        if isinstance(arguments, str):
+            if arguments and self._room > 0:
+                self._room -= len(arguments)
+                entry["arguments"].append(arguments)
+        elif arguments is not None:
+            entry["arguments"] = arguments
 
-
-def to_json(value: Any, limit: int) -> str:
-    return truncate(json.dumps(value, default=lambda o: getattr(o, "__dict__", str(o)), ensure_ascii=False), limit)
+    def message(self) -> dict[str, Any]:
+        parts = []
+        for part in self.parts:
+            if isinstance(part, list):
+                parts.append(text_part("".join(part)))
+            elif part.get("type") == "tool_call" and isinstance(part.get("arguments"), list):
+                arguments = "".join(part["arguments"])
+                parts.append(dict(part, arguments=json_arguments(arguments) if arguments else None))
+            else:
+                parts.append(part)
+        return output_message(parts)
 
 
 # --- one API call --------------------------------------------------------------------------------------
 class InferenceCall:
-    """Telemetry of one LLM API call, from request to the end of its response or stream; ends once."""
+    """Telemetry of one LLM API call, from request to the end of its response or stream; ends once.
+
+    `with call:` runs the SDK method with the call's span current (so HTTP-level spans nest under it) and the
+    SDK's default tracing off; an exception from the SDK ends the call with it and propagates unchanged.
+
+    Observing (another instrumentation's span is the call's span): `span` is None, nothing is recorded
+    here except the stream outcome on the other span when it is still open; the span processor enriches it.
+    """
 
     __slots__ = (
-        "tel", "span", "provider", "operation", "request_model", "server_address", "server_port",
+        "tel", "span", "foreign", "provider", "operation", "request_model", "server_address", "server_port",
         "start", "start_ns", "first_chunk", "last_activity_ns", "response_id", "response_model", "finish_reasons",
-        "usage", "usage_malformed", "output_text", "output_tool_calls", "ended", "lock",
+        "usage", "usage_malformed", "outputs", "ended", "lock", "_token", "_sdk", "_sdk_token",
     )
 
     def __init__(
@@ -138,6 +202,7 @@ class InferenceCall:
         server_address: str | None,
         server_port: int | None,
         request_attributes: dict[str, Any],
+        observe: Any = None,
     ):
         self.tel = tel
         self.provider = provider
@@ -145,17 +210,25 @@ class InferenceCall:
         self.request_model = request_model
         self.server_address = server_address
         self.server_port = server_port
-        attributes = {
-            sc.GEN_AI_OPERATION_NAME: operation,
-            sc.GEN_AI_PROVIDER_NAME: provider,
-            sc.GEN_AI_REQUEST_MODEL: request_model,
-        }
-        if server_address:
-            attributes[sc.SERVER_ADDRESS] = server_address
-            if server_port:
-                attributes[sc.SERVER_PORT] = server_port
-        attributes.update(request_attributes)
-        self.span = tel.tracer.start_span(f"{operation} {request_model}", kind=SpanKind.CLIENT, attributes=attributes)
+        if observe is None:
+            attributes = {
+                sc.GEN_AI_OPERATION_NAME: operation,
+                sc.GEN_AI_PROVIDER_NAME: provider,
+                sc.GEN_AI_REQUEST_MODEL: request_model,
+            }
+            if server_address:
+                attributes[sc.SERVER_ADDRESS] = server_address
+                if server_port:
+                    attributes[sc.SERVER_PORT] = server_port
+            attributes.update(request_attributes)
+            self.span = tel.tracer.start_span(f"{operation} {request_model}", kind=SpanKind.CLIENT,
+                                              attributes=attributes)
+            self.foreign = None
+            self.outputs: dict[Any, OutputBuilder] | None = {} if tel.settings.capture_content else None
+        else:
+            self.span = None
+            self.foreign = None if observe is INNER else observe
+            self.outputs = None
         self.start = time.perf_counter()
         self.start_ns = time.time_ns()
         self.first_chunk: float | None = None
@@ -165,19 +238,37 @@ class InferenceCall:
         self.finish_reasons: list[str] = []
         self.usage: TokenUsage | None = None
         self.usage_malformed = False
-        self.output_text: list[str] | None = [] if tel.settings.capture_content else None
-        self.output_tool_calls: list[dict[str, Any]] = []
         self.ended = False
         self.lock = threading.Lock()
+        self._token: object = None
+        self._sdk: SdkTracing | None = None
+        self._sdk_token: object = None
 
-    # -- while the call runs
-    def activate(self) -> object:
-        """Makes the span current (so HTTP-level spans nest under it); returns the token for `deactivate`."""
-        return otel_context.attach(trace.set_span_in_context(self.span))
+    @property
+    def capture(self) -> bool:
+        """Whether this call records content (capture on, and the span is agentwatch's)."""
+        return self.outputs is not None
 
-    @staticmethod
-    def deactivate(token: object) -> None:
-        otel_context.detach(token)
+    # -- while the SDK method runs
+    def __enter__(self) -> "InferenceCall":
+        if self.span is not None:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        if self._sdk is not None:
+            self._sdk_token = self._sdk.switch_off()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if self._sdk is not None:
+                self._sdk.restore(self._sdk_token)
+                self._sdk_token = None
+            if self._token is not None:
+                otel_context.detach(self._token)
+                self._token = None
+        finally:
+            if exc is not None:
+                self.end(exc)
+        # returns None: the exception (if any) propagates unchanged
 
     def chunk_seen(self) -> None:
         if self.first_chunk is None:
@@ -194,11 +285,20 @@ class InferenceCall:
             self.usage_malformed = True
             _log.debug("agentwatch: malformed usage from %s: %s", self.provider, exc)
 
+    # -- content (only with capture on)
+    def output(self, index: Any = 0) -> OutputBuilder:
+        """The output message of choice `index` (call only when `capture`)."""
+        builder = self.outputs.get(index)  # type: ignore[union-attr]
+        if builder is None:
+            builder = self.outputs[index] = OutputBuilder(self.tel.settings.content_max_length)  # type: ignore[index]
+        return builder
+
     def set_input_messages(self, messages: list[dict[str, Any]]) -> None:
-        self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, to_json(messages, self.tel.settings.content_max_length))
+        self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, content_json(messages, self.tel.settings.content_max_length))
 
     def set_system_instructions(self, parts: list[dict[str, Any]]) -> None:
-        self.span.set_attribute(sc.GEN_AI_SYSTEM_INSTRUCTIONS, to_json(parts, self.tel.settings.content_max_length))
+        self.span.set_attribute(sc.GEN_AI_SYSTEM_INSTRUCTIONS,
+                                content_json(parts, self.tel.settings.content_max_length))
 
     # -- the end, exactly once
     def end(self, error: BaseException | None = None, *, stream_outcome: str | None = None,
@@ -208,13 +308,22 @@ class InferenceCall:
                 return
             self.ended = True
         try:
-            self._record(error, stream_outcome, error_type)
+            if self.span is None:
+                self._observed_end(error, stream_outcome)
+            else:
+                self._record(error, stream_outcome, error_type)
         except Exception:  # noqa: BLE001 - fail open
             report_internal_error("InferenceCall.end")
             try:
-                self.span.end()
+                if self.span is not None:
+                    self.span.end()
             except Exception:  # noqa: BLE001
                 pass
+
+    def _observed_end(self, error: BaseException | None, stream_outcome: str | None) -> None:
+        span = self.foreign
+        if stream_outcome is not None and span is not None and span.is_recording():
+            span.set_attribute(sc.AGENTWATCH_STREAM_OUTCOME, stream_outcome)
 
     def _record(self, error: BaseException | None, stream_outcome: str | None, error_type: str | None) -> None:
         tel = self.tel
@@ -237,23 +346,16 @@ class InferenceCall:
             out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = self.finish_reasons
         if stream_outcome is not None:
             out[sc.AGENTWATCH_STREAM_OUTCOME] = stream_outcome
+        ttfc = self.first_chunk - self.start if self.first_chunk is not None else None
+        if ttfc is not None:
+            out[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
 
         usage = self.usage
         cost: float | None = None
         cost_unknown = False
         if usage is not None:
-            out[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
-            out[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-            if usage.cache_read_tokens:
-                out[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
-            if usage.cache_write_tokens:
-                out[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
-            if usage.reasoning_tokens:
-                out[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-            prices = tel.prices()
-            cost = prices.cost(self.provider, self.response_model or self.request_model, usage)
-            if cost is None and self.response_model and self.response_model != self.request_model:
-                cost = prices.cost(self.provider, self.request_model, usage)
+            out.update(usage_attributes(usage))
+            cost = tel.price(self.provider, self.request_model, self.response_model, usage)
             if cost is None:
                 cost_unknown = True
                 out[sc.AGENTWATCH_COST_UNKNOWN] = True
@@ -262,80 +364,39 @@ class InferenceCall:
         else:
             out[sc.AGENTWATCH_USAGE_UNAVAILABLE] = True
 
-        if self.output_text is not None and (self.output_text or self.output_tool_calls):
-            parts: list[dict[str, Any]] = []
-            if self.output_text:
-                parts.append({"type": "text", "content": "".join(self.output_text)})
-            parts.extend(self.output_tool_calls)
-            message = {"role": "assistant", "parts": parts,
-                       "finish_reason": self.finish_reasons[0] if self.finish_reasons else None}
-            out[sc.GEN_AI_OUTPUT_MESSAGES] = to_json([message], tel.settings.content_max_length)
+        if self.outputs:
+            messages = [self.outputs[index].message() for index in sorted(self.outputs, key=_index_order)]
+            out[sc.GEN_AI_OUTPUT_MESSAGES] = content_json(messages, tel.settings.content_max_length)
 
         if error_type is not None:
             out[sc.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
         span.set_attributes(out)
 
-        labels = tel.metric_labels(self.operation, self.provider, self.request_model, self.response_model,
-                                   self.server_address, self.server_port, error_type)
-        tel.duration.record(max(elapsed, 0.0), labels.call)
-        if self.first_chunk is not None:
-            tel.time_to_first_chunk.record(self.first_chunk - self.start, labels.call)
-        if usage is not None:
-            tel.token_usage.record(usage.input_tokens, labels.input_tokens)
-            if self.operation != sc.OP_EMBEDDINGS:
-                tel.token_usage.record(usage.output_tokens, labels.output_tokens)
-        if cost is not None:
-            tel.cost.add(cost, labels.price)
-        elif cost_unknown:
-            tel.unpriced.add(1, labels.price)
-
-        self._log(elapsed, usage, cost, cost_unknown, error, error_type, stream_outcome)
+        tel.record_call(self, elapsed=elapsed, time_to_first_chunk=ttfc, usage=usage, cost=cost,
+                        cost_unknown=cost_unknown, error_type=error_type)
+        tel.log_call(self, span, elapsed=elapsed, usage=usage, cost=cost, cost_unknown=cost_unknown, error=error,
+                     error_type=error_type, stream_outcome=stream_outcome)
         if end_ns is not None:
             span.end(end_time=end_ns)
         else:
             span.end()
 
-    def _log(self, elapsed: float, usage: TokenUsage | None, cost: float | None, cost_unknown: bool,
-             error: BaseException | None, error_type: str | None, stream_outcome: str | None) -> None:
-        tel = self.tel
-        fields: dict[str, Any] = {
-            "event.outcome": "failure" if error_type else "success",
-            "event.duration": int(elapsed * 1e9),
-            sc.GEN_AI_OPERATION_NAME: self.operation,
-            sc.GEN_AI_PROVIDER_NAME: self.provider,
-            sc.GEN_AI_REQUEST_MODEL: self.request_model,
-        }
-        if self.response_model:
-            fields[sc.GEN_AI_RESPONSE_MODEL] = self.response_model
-        if self.response_id:
-            fields[sc.GEN_AI_RESPONSE_ID] = self.response_id
-        if self.finish_reasons:
-            fields[sc.GEN_AI_RESPONSE_FINISH_REASONS] = self.finish_reasons
-        if usage is not None:
-            fields[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
-            fields[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-        else:
-            fields[sc.AGENTWATCH_USAGE_UNAVAILABLE] = True
-        if cost is not None:
-            fields[sc.AGENTWATCH_COST_USD] = cost
-        elif cost_unknown:
-            fields[sc.AGENTWATCH_COST_UNKNOWN] = True
-        if stream_outcome is not None:
-            fields[sc.AGENTWATCH_STREAM_OUTCOME] = stream_outcome
-        if error_type is not None:
-            fields["error.type"] = error_type
-            if error is not None:
-                fields["error.message"] = redact(str(error))
-        outcome = error_type or "ok"
-        message = f"{self.operation} {self.request_model} {outcome} in {elapsed * 1000:.0f} ms"
-        ctx = self.span.get_span_context()
-        emit_log(
-            tel.otel_logger, tel.log_sink,
-            event=sc.LOG_EVENT_LLM_CALL, message=message, fields=fields, failed=error_type is not None,
-            context=trace.set_span_in_context(self.span), trace_id=ctx.trace_id, span_id=ctx.span_id,
-            service_name=tel.service_name() if tel.log_sink is not None else None, start_ns=self.start_ns,
-        )
+
+def _index_order(index: Any) -> tuple[int, Any]:
+    return (0, index) if isinstance(index, int) else (1, str(index))
+
+
+def usage_attributes(usage: TokenUsage) -> dict[str, int]:
+    """The gen_ai.usage.* span attributes of one call's usage (current semconv names)."""
+    out = {sc.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens, sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens}
+    if usage.cache_read_tokens:
+        out[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        out[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
+    if usage.reasoning_tokens:
+        out[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+    return out
 
 
 # --- streams -------------------------------------------------------------------------------------------
@@ -365,7 +426,9 @@ class SyncStreamProxy(wrapt.ObjectProxy):
 
     def __next__(self):
         call = self._self_call
+        sdk = call._sdk
         while True:
+            token = sdk.switch_off() if sdk is not None else None
             try:
                 item = self.__wrapped__.__next__()
             except StopIteration:
@@ -374,6 +437,9 @@ class SyncStreamProxy(wrapt.ObjectProxy):
             except BaseException as exc:
                 call.end(exc, stream_outcome="error")
                 raise
+            finally:
+                if sdk is not None:
+                    sdk.restore(token)
             if _observe(call, self._self_observe, item):
                 return item
 
@@ -412,7 +478,9 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
 
     async def __anext__(self):
         call = self._self_call
+        sdk = call._sdk
         while True:
+            token = sdk.switch_off() if sdk is not None else None
             try:
                 item = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
@@ -421,6 +489,9 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
             except BaseException as exc:
                 call.end(exc, stream_outcome="error")
                 raise
+            finally:
+                if sdk is not None:
+                    sdk.restore(token)
             if _observe(call, self._self_observe, item):
                 return item
 
@@ -452,11 +523,26 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
             call.end(stream_outcome="abandoned")
 
 
-# --- the wrapper every patched method goes through -----------------------------------------------------
-Begin = Callable[[Any, tuple, dict], "tuple[InferenceCall, dict, Any] | None"]
-"""(instance, args, kwargs) -> (call, kwargs to send, state for finish), or None to pass the call through."""
+# --- who makes the span, and the wrapper every patched method goes through ------------------------------
+class SdkTracing(Protocol):
+    """A provider SDK that traces its own calls (anthropic 2.x)."""
+
+    def explicit(self, instance: Any) -> bool:
+        """The user turned the SDK's tracing on for this client: its span is the call's span."""
+
+    def switch_off(self) -> object:
+        """Switches the SDK's own span off for the call running in this context; returns a restore token."""
+
+    def restore(self, token: object) -> None: ...
+
+
+Begin = Callable[[Any, tuple, dict, Any], "tuple[InferenceCall, dict, Any] | None"]
+"""(instance, args, kwargs, observe) -> (call, kwargs to send, state for finish), or None to pass the call
+through. `observe` goes to InferenceCall: None (agentwatch's span), a foreign span, or INNER."""
 Finish = Callable[[InferenceCall, Any, dict, Any], Any]
 """(call, SDK result, kwargs sent, state) -> what user code gets: the result itself or a stream proxy."""
+
+_PASS = object()
 
 
 def enforce_budget() -> None:
@@ -469,70 +555,92 @@ def enforce_budget() -> None:
         report_internal_error("budget check")
 
 
-def sync_wrapper(begin: Begin, finish: Finish):
+def standing(wrapped: Any, client: str, sdk_explicit: bool) -> Any:
+    """None (agentwatch makes the span), a foreign span / INNER (observe it), or _PASS (already traced)."""
+    current = foreign.current_inference_span(trace.get_current_span())
+    if current is not None:
+        span, ours = current
+        return _PASS if ours else span
+    if sdk_explicit or foreign.instrumented_for(client) is not None or foreign.wrapper_below(wrapped) is not None:
+        return INNER
+    return None
+
+
+class CallSite:
+    """One patched SDK method: decides who makes the span, builds the call, finishes the result safely."""
+
+    __slots__ = ("begin", "finish", "sdk", "client")
+
+    def __init__(self, begin: Begin, finish: Finish | None = None, sdk: SdkTracing | None = None,
+                 client: str = ""):
+        self.begin = begin
+        self.finish = finish
+        self.sdk = sdk
+        self.client = client  # the SDK's package name (openai, anthropic): whose other instrumentations count
+
+    def start(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> tuple[InferenceCall | None, dict, Any]:
+        """(call or None to pass through, kwargs to send, state); BudgetExceeded propagates."""
+        enforce_budget()
+        try:
+            sdk = self.sdk
+            sdk_explicit = sdk is not None and sdk.explicit(instance)
+            observe = standing(wrapped, self.client, sdk_explicit)
+            if observe is _PASS:
+                return None, kwargs, None
+            started = self.begin(instance, args, kwargs, observe)
+            if started is None:
+                return None, kwargs, None
+            call, call_kwargs, state = started
+            if sdk is not None and not sdk_explicit:
+                call._sdk = sdk  # the SDK's default span is off for this call, whoever's span it gets
+            return call, call_kwargs, state
+        except Exception:  # noqa: BLE001
+            report_internal_error("begin")
+            return None, kwargs, None
+
+    def finished(self, call: InferenceCall, result: Any, kwargs: dict, state: Any) -> Any:
+        try:
+            return self.finish(call, result, kwargs, state)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - the user gets the SDK's own result
+            report_internal_error("finish")
+            call.end()
+            return result
+
+
+def sync_wrapper(begin: Begin, finish: Finish, sdk: SdkTracing | None = None, client: str = ""):
     """A wrapt wrapper: `begin` builds the call (and may adjust kwargs); `finish` handles the result.
 
     The user's own exceptions propagate untouched; agentwatch's are swallowed at each step.
     """
+    site = CallSite(begin, finish, sdk, client)
 
     def wrapper(wrapped, instance, args, kwargs):
-        enforce_budget()
-        try:
-            started = begin(instance, args, kwargs)
-        except Exception:  # noqa: BLE001
-            report_internal_error("begin")
-            started = None
-        if started is None:
-            return wrapped(*args, **kwargs)
-        call, call_kwargs, state = started
-        token = call.activate()
-        try:
+        call, call_kwargs, state = site.start(wrapped, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **call_kwargs)
+        with call:
             result = wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            call.end(exc)
-            raise
-        finally:
-            InferenceCall.deactivate(token)
-        return _finish_safely(finish, call, result, call_kwargs, state)
+        return site.finished(call, result, call_kwargs, state)
 
     return wrapper
 
 
-def async_wrapper(begin: Begin, finish: Finish):
+def async_wrapper(begin: Begin, finish: Finish, sdk: SdkTracing | None = None, client: str = ""):
+    site = CallSite(begin, finish, sdk, client)
+
     def wrapper(wrapped, instance, args, kwargs):
-        enforce_budget()
-        try:
-            started = begin(instance, args, kwargs)
-        except Exception:  # noqa: BLE001
-            report_internal_error("begin")
-            started = None
-        if started is None:
-            return wrapped(*args, **kwargs)
-        call, call_kwargs, state = started
+        call, call_kwargs, state = site.start(wrapped, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **call_kwargs)
 
         async def run():
-            token = call.activate()
-            try:
+            with call:
                 result = await wrapped(*args, **call_kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                InferenceCall.deactivate(token)
-            return _finish_safely(finish, call, result, call_kwargs, state)
+            return site.finished(call, result, call_kwargs, state)
 
         return run()
 
     return wrapper
-
-
-def _finish_safely(finish: Finish, call: InferenceCall, result: Any, kwargs: dict, state: Any) -> Any:
-    try:
-        return finish(call, result, kwargs, state)
-    except Exception:  # noqa: BLE001 - the user gets the SDK's own result
-        report_internal_error("finish")
-        call.end()
-        return result
 
 
 def server_of(resource: Any) -> tuple[str | None, int | None]:

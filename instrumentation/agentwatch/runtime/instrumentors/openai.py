@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from agentwatch import semconv as sc
+from agentwatch.runtime.content import message_parts, reusable, text_part, tool_call_part
 from agentwatch.runtime.instrumentors._inference import (
     AsyncStreamProxy,
     InferenceCall,
@@ -21,8 +22,8 @@ from agentwatch.runtime.instrumentors._inference import (
     Telemetry,
     async_wrapper,
     is_raw_response,
+    json_arguments,
     parsed_body,
-    message_parts,
     request_attributes,
     server_of,
     sync_wrapper,
@@ -80,25 +81,30 @@ def _embeddings_usage(usage: Any) -> TokenUsage:
 
 
 # --- content (only with capture on) --------------------------------------------------------------------
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
 def _chat_input_messages(messages: Any) -> list[dict[str, Any]]:
     out = []
     for message in messages or ():
-        get = message.get if isinstance(message, dict) else (lambda k, _m=message: getattr(_m, k, None))
-        parts = message_parts(get("content"))
-        for tool_call in get("tool_calls") or ():
-            fn = tool_call.get("function", {}) if isinstance(tool_call, dict) else getattr(tool_call, "function", None)
-            fget = fn.get if isinstance(fn, dict) else (lambda k, _f=fn: getattr(_f, k, None))
-            parts.append({"type": "tool_call", "id": tool_call.get("id") if isinstance(tool_call, dict)
-                          else getattr(tool_call, "id", None), "name": fget("name"), "arguments": fget("arguments")})
-        if get("role") == "tool":
-            parts = [{"type": "tool_call_response", "id": get("tool_call_id"), "response": get("content")}]
-        out.append({"role": get("role"), "parts": parts})
+        role = _get(message, "role")
+        if role == "tool":
+            parts = [{"type": "tool_call_response", "id": _get(message, "tool_call_id"),
+                      "response": _get(message, "content")}]
+        else:
+            parts = message_parts(_get(message, "content"))
+            for tool_call in _get(message, "tool_calls") or ():
+                fn = _get(tool_call, "function")
+                parts.append(tool_call_part(_get(tool_call, "id"), _get(fn, "name"),
+                                            json_arguments(_get(fn, "arguments"))))
+        out.append({"role": role, "parts": parts})
     return out
 
 
 def _responses_input_messages(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, str):
-        return [{"role": "user", "parts": [{"type": "text", "content": value}]}]
+        return [{"role": "user", "parts": [text_part(value)]}]
     out = []
     for item in value or ():
         if isinstance(item, dict):
@@ -106,19 +112,20 @@ def _responses_input_messages(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _record_chat_output(call: InferenceCall, choices: Any) -> None:
-    for choice in choices or ():
+def _record_chat_choices(call: InferenceCall, choices: Any) -> None:
+    """Finish reasons and (capture on) one output message per choice, in choice order."""
+    for position, choice in enumerate(choices or ()):
         if choice.finish_reason:
             call.finish_reasons.append(choice.finish_reason)
-        if call.output_text is not None:
+        if call.capture:
+            index = getattr(choice, "index", None)
+            builder = call.output(index if isinstance(index, int) else position)
             message = choice.message
-            if message.content:
-                call.output_text.append(message.content)
+            builder.text(message.content)
             for tool_call in message.tool_calls or ():
                 fn = getattr(tool_call, "function", None)
-                call.output_tool_calls.append({"type": "tool_call", "id": tool_call.id,
-                                               "name": getattr(fn, "name", None),
-                                               "arguments": getattr(fn, "arguments", None)})
+                builder.tool_call(tool_call.id, tool_call.id, getattr(fn, "name", None),
+                                  getattr(fn, "arguments", None))
 
 
 def _record_responses_output(call: InferenceCall, response: Any) -> None:
@@ -130,17 +137,17 @@ def _record_responses_output(call: InferenceCall, response: Any) -> None:
     usage = getattr(response, "usage", None)
     if usage is not None:
         call.set_usage(lambda: _responses_usage(usage))
-    if call.output_text is not None:
+    if call.capture:
+        call.outputs.clear()  # the final response has the whole output (a stream may repeat it)
+        builder = call.output(0)
         for item in getattr(response, "output", None) or ():
-            if getattr(item, "type", None) == "message":
+            kind = getattr(item, "type", None)
+            if kind == "message":
                 for part in getattr(item, "content", None) or ():
-                    text = getattr(part, "text", None)
-                    if text:
-                        call.output_text.append(text)
-            elif getattr(item, "type", None) == "function_call":
-                call.output_tool_calls.append({"type": "tool_call", "id": getattr(item, "call_id", None),
-                                               "name": getattr(item, "name", None),
-                                               "arguments": getattr(item, "arguments", None)})
+                    builder.text(getattr(part, "text", None))
+            elif kind == "function_call":
+                builder.tool_call(getattr(item, "call_id", None), getattr(item, "call_id", None),
+                                  getattr(item, "name", None), getattr(item, "arguments", None))
 
 
 # --- stream observers ----------------------------------------------------------------------------------
@@ -149,12 +156,17 @@ def _chat_chunk(call: InferenceCall, chunk: Any) -> bool:
         call.response_id = getattr(chunk, "id", None)
     if call.response_model is None:
         call.response_model = getattr(chunk, "model", None)
-    choices = chunk.choices
-    for choice in choices or ():
+    for choice in chunk.choices or ():
         if choice.finish_reason:
             call.finish_reasons.append(choice.finish_reason)
-        if call.output_text is not None and choice.delta is not None and choice.delta.content:
-            call.output_text.append(choice.delta.content)
+        delta = choice.delta
+        if call.capture and delta is not None:
+            builder = call.output(choice.index)
+            builder.text(delta.content)
+            for tool_call in getattr(delta, "tool_calls", None) or ():
+                fn = getattr(tool_call, "function", None)
+                builder.tool_call(("stream", tool_call.index), getattr(tool_call, "id", None),
+                                  getattr(fn, "name", None), getattr(fn, "arguments", None))
     usage = getattr(chunk, "usage", None)
     if usage is not None:
         call.set_usage(lambda: _chat_usage(usage))
@@ -189,8 +201,8 @@ class OpenAIInstrumentor(BaseInstrumentor):
         for module, sync_cls, async_cls, kind in _TARGETS:
             operation = sc.OP_EMBEDDINGS if kind == "embeddings" else sc.OP_CHAT
             begin = _Begin(tel, operation, kind)
-            wrap_function_wrapper(module, f"{sync_cls}.create", sync_wrapper(begin, _Finish(kind, False)))
-            wrap_function_wrapper(module, f"{async_cls}.create", async_wrapper(begin, _Finish(kind, True)))
+            wrap_function_wrapper(module, f"{sync_cls}.create", sync_wrapper(begin, _Finish(kind, False), None, "openai"))
+            wrap_function_wrapper(module, f"{async_cls}.create", async_wrapper(begin, _Finish(kind, True), None, "openai"))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import importlib
@@ -212,7 +224,7 @@ class _Begin:
         self.kind = kind
         self.mapping = _CHAT_REQUEST if kind == "chat" else _RESPONSES_REQUEST if kind == "responses" else ()
 
-    def __call__(self, instance: Any, args: tuple, kwargs: dict):
+    def __call__(self, instance: Any, args: tuple, kwargs: dict, observe: Any):
         tel = self.tel
         kind = self.kind
         model = kwargs.get("model")
@@ -226,21 +238,23 @@ class _Begin:
             if isinstance(fmt, str):
                 attributes[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
         host, port = server_of(instance)
-        call = InferenceCall(tel, sc.PROVIDER_OPENAI, self.operation, model, host, port, attributes)
-        if tel.settings.capture_content:
+        call = InferenceCall(tel, sc.PROVIDER_OPENAI, self.operation, model, host, port, attributes, observe)
+        if call.capture:
             if kind == "chat":
-                call.set_input_messages(_chat_input_messages(kwargs.get("messages")))
+                messages, kwargs = reusable(kwargs, "messages")
+                call.set_input_messages(_chat_input_messages(messages))
             elif kind == "responses":
-                call.set_input_messages(_responses_input_messages(kwargs.get("input")))
+                value, kwargs = reusable(kwargs, "input")
+                call.set_input_messages(_responses_input_messages(value))
                 if isinstance(kwargs.get("instructions"), str):
-                    call.set_system_instructions([{"type": "text", "content": kwargs["instructions"]}])
-        if kind == "chat" and stream and tel.settings.inject_stream_usage:
+                    call.set_system_instructions([text_part(kwargs["instructions"])])
+        if kind == "chat" and stream and tel.settings.inject_stream_usage and observe is None:
             options = kwargs.get("stream_options")
             options = dict(options) if isinstance(options, dict) else {}
             if not options.get("include_usage"):
                 options["include_usage"] = True
                 kwargs = dict(kwargs, stream_options=options)
-                call.span.set_attribute("agentwatch.stream.usage_injected", True)
+                call.span.set_attribute(sc.AGENTWATCH_STREAM_USAGE_INJECTED, True)
                 return call, kwargs, True
         return call, kwargs, False
 
@@ -269,7 +283,7 @@ class _Finish:
         if kind == "chat":
             call.response_id = getattr(body, "id", None)
             call.response_model = getattr(body, "model", None)
-            _record_chat_output(call, getattr(body, "choices", None))
+            _record_chat_choices(call, getattr(body, "choices", None))
             usage = getattr(body, "usage", None)
             if usage is not None:
                 call.set_usage(lambda: _chat_usage(usage))
