@@ -19,13 +19,15 @@ SECRET_PROMPT = "PROMPT-MARKER-zebra-quartz"
 
 
 def run_agent(stub, extra_env: dict[str, str], receiver: OtlpReceiver | None = None,
-              script: Path = AGENT) -> subprocess.CompletedProcess:
+              script: Path = AGENT, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTWATCH_", "ANTHROPIC_"))}
     env.update(STUB_URL=stub.url, OTEL_SERVICE_NAME="plain-agent", OTEL_METRIC_EXPORT_INTERVAL="200",
                OTEL_BSP_SCHEDULE_DELAY="50", OTEL_BLRP_SCHEDULE_DELAY="50", ANTHROPIC_OPEN_TELEMETRY="false")
     if receiver is not None:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
     env.update(extra_env)
+    for name in drop:
+        env.pop(name, None)
     proc = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(script)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
