@@ -8,7 +8,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := $(VENV)/extras
 
-.PHONY: demo test setup system-deps bench generate check clean
+# The lowest supported versions (pyproject's lower bounds, tests/support/lowest_pins.py) in their own venv,
+# for the client-facing tests only.
+LOWEST       := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
+CLIENT_TESTS := tests/test_openai.py tests/test_anthropic.py tests/test_content_capture.py tests/test_sdk_tracing.py
+
+.PHONY: demo test test-lowest setup system-deps bench generate check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +41,19 @@ system-deps:
 			prometheus prometheus-alertmanager >/dev/null; \
 	fi
 
-test: setup system-deps
+$(LOWEST_STAMP): pyproject.toml tests/support/lowest_pins.py
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q --upgrade pip
+	$(LOWEST)/bin/python tests/support/lowest_pins.py > $(LOWEST)/pins.txt
+	$(LOWEST)/bin/python -m pip install -q -r $(LOWEST)/pins.txt
+	$(LOWEST)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(CLIENT_TESTS)
+
+test: setup system-deps test-lowest
 	$(BIN)/python -m pytest -q
 
 demo: setup
@@ -50,4 +68,4 @@ bench: setup
 	$(BIN)/python bench/bench_processor_soak.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LOWEST) build *.egg-info

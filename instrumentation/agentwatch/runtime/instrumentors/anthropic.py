@@ -49,7 +49,7 @@ from agentwatch.runtime.telemetry import telemetry_for
 
 _log = logging.getLogger("agentwatch")
 
-_MODULE = "anthropic.resources.messages.messages"
+_MODULE = "anthropic.resources.messages"  # a module in anthropic < 0.50, a package (re-exporting) after
 _REQUEST = (
     ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS, int),
     ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE, (int, float)),
@@ -286,6 +286,12 @@ _SDK_SPAN_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("agentwatch
                                                                       default=False)
 
 
+def _env_explicit() -> bool:
+    """Whether the environment configures the SDK's spans (ANTHROPIC_OPEN_TELEMETRY=false turns them off)."""
+    value = os.environ.get("ANTHROPIC_OPEN_TELEMETRY", "").strip().lower()
+    return (value not in ("", "false")) or any(os.environ.get(name) for name in _ENV_SDK_TRACING[1:])
+
+
 class _Inherited(dict):
     """The option `copy()` / `with_options()` gives a copy of a client: marked with the source's choice."""
 
@@ -309,7 +315,7 @@ class SdkTracing:
         explicit = getattr(client, _EXPLICIT, None)
         if explicit is None:  # a client made before agentwatch patched the SDK: judge by what it resolved to
             traces = options["traces"]
-            explicit = (any(os.environ.get(name) for name in _ENV_SDK_TRACING) or "tracer_provider" in options
+            explicit = (_env_explicit() or "tracer_provider" in options
                         or "conversation_id" in options or traces.get("content_mode") == "content")
         return explicit
 
@@ -341,7 +347,7 @@ class SdkTracing:
             set_option(client, option)
             try:
                 explicit = option.explicit if isinstance(option, _Inherited) else (
-                    option is not None or any(os.environ.get(name) for name in _ENV_SDK_TRACING))
+                    option is not None or _env_explicit())
                 object.__setattr__(client, _EXPLICIT, explicit)
             except Exception:  # noqa: BLE001
                 report_internal_error("anthropic.open_telemetry")
@@ -368,10 +374,10 @@ class SdkTracing:
         if not isinstance(records, property):
             return
         fget = records.fget
-        settings = self.tel.settings
+        tel = self.tel
 
         def records_content(config: Any) -> bool:
-            return bool(settings.capture_content) and fget(config)
+            return bool(tel.settings.capture_content) and fget(config)
 
         self._replace(OpenTelemetryConfig, "records_content", property(records_content, doc=records.__doc__))
 
@@ -386,10 +392,10 @@ class SdkTracing:
 
 
 class AnthropicInstrumentor(BaseInstrumentor):
-    """Patches the Anthropic SDK (`anthropic` >= 0.40) for spans, metrics, logs and cost of every LLM call."""
+    """Patches the Anthropic SDK (`anthropic` >= 1.0) for spans, metrics, logs and cost of every LLM call."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("anthropic >= 0.40",)
+        return ("anthropic >= 1.0",)
 
     def _instrument(self, **kwargs: Any) -> None:
         import anthropic  # noqa: F401 - fails clearly when the SDK is absent
@@ -405,7 +411,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
         wrap_function_wrapper(_MODULE, "AsyncMessages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), True))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        from anthropic.resources.messages import messages
+        from anthropic.resources import messages
 
         for cls in (messages.Messages, messages.AsyncMessages):
             unwrap(cls, "create")

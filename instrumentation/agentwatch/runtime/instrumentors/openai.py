@@ -188,10 +188,10 @@ def _responses_event(call: InferenceCall, event: Any) -> bool:
 
 # --- begin / finish ------------------------------------------------------------------------------------
 class OpenAIInstrumentor(BaseInstrumentor):
-    """Patches the OpenAI SDK (`openai` >= 1.40) for spans, metrics, logs and cost of every LLM call."""
+    """Patches the OpenAI SDK (`openai` >= 1.66) for spans, metrics, logs and cost of every LLM call."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("openai >= 1.40",)
+        return ("openai >= 1.66",)
 
     def _instrument(self, **kwargs: Any) -> None:
         import openai  # noqa: F401 - fails clearly when the SDK is absent
