@@ -373,3 +373,39 @@ def test_raw_stream_never_parsed_ends_as_abandoned(otel, openai_client):
     del raw
     gc.collect()
     assert otel.only_span().attributes["agentwatch.stream.outcome"] == "abandoned"
+
+
+# --- async gaps: each ends its span exactly once ---------------------------------------------------------
+async def test_async_cancelled_call_ends_its_span_once(otel, async_openai_client):
+    task = asyncio.ensure_future(async_openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-stub-delay": "2"}))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    span = otel.only_span()
+    assert span.attributes["error.type"] == "CancelledError"
+    (duration,) = otel.metric_points("gen_ai.client.operation.duration")
+    assert duration.count == 1
+    assert len(otel.log_records()) == 1
+
+
+async def test_async_embeddings(otel, async_openai_client):
+    result = await async_openai_client.embeddings.create(model="text-embedding-3-small", input=["a b c"])
+    span = otel.only_span()
+    assert span.name == "embeddings text-embedding-3-small"
+    assert span.attributes["gen_ai.usage.input_tokens"] == result.usage.prompt_tokens
+    assert span.attributes["agentwatch.usage.cost_usd"] > 0
+    assert [p.attributes["gen_ai.token.type"] for p in otel.metric_points("gen_ai.client.token.usage")] == ["input"]
+
+
+async def test_async_http_error_ends_its_span_once(otel, async_openai_client):
+    with pytest.raises(openai.RateLimitError):
+        await async_openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                          extra_headers={"x-stub-status": "429"})
+    span = otel.only_span()
+    assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "RateLimitError"
+    (duration,) = otel.metric_points("gen_ai.client.operation.duration")
+    assert duration.count == 1 and duration.attributes["error.type"] == "RateLimitError"
+    (record,) = otel.log_records()
+    assert record.attributes["event.outcome"] == "failure"

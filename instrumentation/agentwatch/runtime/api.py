@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 from typing import Any, Callable, TypeVar, overload
 
 from opentelemetry import context as otel_context
@@ -22,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentwatch import semconv as sc
+from agentwatch.runtime.content import content_json
 from agentwatch.runtime.logs import redact
 from agentwatch.runtime.processor import ensure_processor
 from agentwatch.runtime.runs import Budget, BudgetExceeded, RunState, run_of_span
@@ -150,7 +150,7 @@ class ToolCall:
     """One tool call: a context manager around an `execute_tool` span. Used by `@tool` and by the framework
     instrumentors (MCP, LangChain, OpenAI Agents), so every tool span has the same shape."""
 
-    def __init__(self, name: str, *, call_id: str | None = None, tool_type: str = "function",
+    def __init__(self, name: str, *, call_id: str | None = None, tool_type: str = sc.TOOL_TYPE_FUNCTION,
                  arguments: Any = None, attributes: dict[str, Any] | None = None):
         self.name = name
         self._attributes: dict[str, Any] = {
@@ -172,7 +172,7 @@ class ToolCall:
         try:
             settings = get_telemetry().settings
             if settings.capture_content and self.span is not trace.INVALID_SPAN:
-                self.span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, _json(result, settings.content_max_length))
+                self.span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, content_json(result, settings.content_max_length))
         except Exception:  # noqa: BLE001
             report_internal_error("tool.set_result")
 
@@ -188,7 +188,7 @@ class ToolCall:
             settings = get_telemetry().settings
             if settings.capture_content and self._arguments is not None:
                 self.span.set_attribute(sc.GEN_AI_TOOL_CALL_ARGUMENTS,
-                                        _json(self._arguments, settings.content_max_length))
+                                        content_json(self._arguments, settings.content_max_length))
             self._token = otel_context.attach(trace.set_span_in_context(self.span))
         except Exception:  # noqa: BLE001
             report_internal_error("tool.enter")
@@ -217,14 +217,9 @@ class ToolCall:
         self.__exit__(exc_type, exc, tb)
 
 
-def tool_call(name: str, *, call_id: str | None = None, tool_type: str = "function", arguments: Any = None,
+def tool_call(name: str, *, call_id: str | None = None, tool_type: str = sc.TOOL_TYPE_FUNCTION, arguments: Any = None,
               attributes: dict[str, Any] | None = None) -> ToolCall:
     return ToolCall(name, call_id=call_id, tool_type=tool_type, arguments=arguments, attributes=attributes)
-
-
-def _json(value: Any, limit: int) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[:limit] + "…[truncated]"
 
 
 def _call_arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -239,6 +234,14 @@ def _call_arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
 def tool(fn: F) -> F: ...
 @overload
 def tool(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def capture_content() -> bool:
+    """Whether content capture is on (tool instrumentors read arguments and results only then)."""
+    try:
+        return bool(get_telemetry().settings.capture_content)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def tool(fn: Any = None, *, name: str | None = None) -> Any:

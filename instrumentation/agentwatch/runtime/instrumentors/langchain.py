@@ -27,15 +27,16 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
-from agentwatch.runtime.api import ToolCall, tool_call
+from agentwatch import semconv as sc
+from agentwatch.runtime.api import ToolCall, capture_content, tool_call
 from agentwatch.runtime.processor import ensure_processor
-from agentwatch.runtime.telemetry import get_telemetry, report_internal_error
+from agentwatch.runtime.telemetry import report_internal_error
 
 _BASE = "langchain_core.tools.base"
 _RUN_METHODS = ("BaseTool.run", "BaseTool.arun")
 _ERROR_HANDLERS = ("_handle_tool_error", "_handle_validation_error")
-TOOL_TYPE = "function"
-TOOL_ERROR = "tool_error"  # error.type when only the returned ToolMessage says the call failed
+TOOL_TYPE = sc.TOOL_TYPE_FUNCTION
+TOOL_ERROR = sc.ERROR_TOOL  # error.type when only the returned ToolMessage says the call failed
 
 
 class _Active:
@@ -94,7 +95,7 @@ def _start(instance: Any, args: tuple, kwargs: dict) -> ToolCall | None:
     name = name if isinstance(name, str) and name else type(instance).__name__
     call_id = kwargs.get("tool_call_id")
     arguments = None
-    if _capture_content():
+    if capture_content():
         tool_input = args[0] if args else kwargs.get("tool_input")
         arguments = _arguments(instance, tool_input)
     return tool_call(name, call_id=call_id if isinstance(call_id, str) else None, tool_type=TOOL_TYPE,
@@ -156,17 +157,10 @@ def _finish(active: _Active, result: Any) -> None:
         is_message = getattr(result, "type", None) == "tool"  # a ToolMessage (the input was a ToolCall)
         if is_message and getattr(result, "status", None) == "error" and active.failed is None:
             active.fail(TOOL_ERROR)  # the handler hook did not see it
-        if active.failed is None and _capture_content():
+        if active.failed is None and capture_content():
             active.call.set_result(getattr(result, "content", result) if is_message else result)
     except Exception:  # noqa: BLE001
         report_internal_error("langchain.finish")
-
-
-def _capture_content() -> bool:
-    try:
-        return bool(get_telemetry().settings.capture_content)
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def _arguments(tool: Any, tool_input: Any) -> Any:

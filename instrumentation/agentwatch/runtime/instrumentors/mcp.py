@@ -33,14 +33,14 @@ from opentelemetry.trace import Status, StatusCode
 from wrapt import wrap_function_wrapper
 
 from agentwatch import semconv as sc
-from agentwatch.runtime.api import ToolCall, tool_call
+from agentwatch.runtime.api import ToolCall, capture_content, tool_call
 from agentwatch.runtime.processor import ensure_processor
-from agentwatch.runtime.telemetry import get_telemetry, report_internal_error
+from agentwatch.runtime.telemetry import report_internal_error
 
-MCP_METHOD_NAME = "mcp.method.name"
-METHOD_TOOLS_CALL = "tools/call"
-TOOL_ERROR = "tool_error"  # error.type for a CallToolResult with isError: true (MCP semantic conventions)
-TOOL_TYPE = "function"
+MCP_METHOD_NAME = sc.MCP_METHOD_NAME
+METHOD_TOOLS_CALL = sc.MCP_METHOD_TOOLS_CALL
+TOOL_ERROR = sc.ERROR_TOOL  # error.type for a CallToolResult with isError: true (MCP semantic conventions)
+TOOL_TYPE = sc.TOOL_TYPE_FUNCTION
 
 # (module, class) pairs whose `call_tool` is patched; the second exists in mcp >= 2 only.
 _TARGETS = (
@@ -94,7 +94,7 @@ async def _traced_call_tool(wrapped: Any, instance: Any, args: tuple, kwargs: di
             arguments = params[1] if len(params) > 1 else kwargs.get("arguments")
             call: ToolCall | None = tool_call(
                 name, tool_type=TOOL_TYPE, attributes={MCP_METHOD_NAME: METHOD_TOOLS_CALL},
-                arguments=arguments if _capture_content() else None)
+                arguments=arguments if capture_content() else None)
         else:
             call = None
             outer.set_attribute(MCP_METHOD_NAME, METHOD_TOOLS_CALL)
@@ -111,13 +111,6 @@ async def _traced_call_tool(wrapped: Any, instance: Any, args: tuple, kwargs: di
         result = await wrapped(*args, **kwargs)
         _finish(call, result)
         return result
-
-
-def _capture_content() -> bool:
-    try:
-        return bool(get_telemetry().settings.capture_content)
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def _enclosing_tool_span(name: str) -> Any:
@@ -146,7 +139,7 @@ def _finish(call: ToolCall, result: Any) -> None:
     try:
         if _is_error(result):
             call.fail(TOOL_ERROR)
-        elif _capture_content():
+        elif capture_content():
             call.set_result(_result_content(result))
     except Exception:  # noqa: BLE001
         report_internal_error("mcp.call_tool.finish")

@@ -53,9 +53,9 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from agentwatch import semconv as sc
-from agentwatch.runtime.api import AgentRun, ToolCall, agent_run, tool_call
+from agentwatch.runtime.api import AgentRun, ToolCall, agent_run, capture_content, tool_call
 from agentwatch.runtime.processor import ensure_processor
-from agentwatch.runtime.telemetry import get_telemetry, report_internal_error
+from agentwatch.runtime.telemetry import report_internal_error
 
 _log = logging.getLogger("agentwatch")
 
@@ -261,6 +261,7 @@ def _agent_span_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) 
 
 # --- tools ---------------------------------------------------------------------------------------------
 def _tool_arguments(arguments: Any) -> Any:
+    """Arguments as an object when they are a JSON string (semconv asks for the object)."""
     if isinstance(arguments, str):
         try:
             return json.loads(arguments)
@@ -278,7 +279,7 @@ async def _invoke_tool_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs:
         name = name if isinstance(name, str) and name else _UNKNOWN_TOOL
         call_id = getattr(context, "tool_call_id", None)
         captured = None
-        if get_telemetry().settings.capture_content:
+        if capture_content():
             captured = _tool_arguments(_arg(args, kwargs, 2, "arguments"))
         timeout = getattr(function_tool, "timeout_seconds", None)
         call = tool_call(name, call_id=call_id if isinstance(call_id, str) else None, arguments=captured)
