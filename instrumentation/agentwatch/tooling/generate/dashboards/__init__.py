@@ -27,16 +27,16 @@ from typing import Any, Callable
 from agentwatch.tooling.generate.dashboards import agent_overview, cost, llm_calls, tools
 from agentwatch.tooling.generate.dashboards.agent_overview import SIGNAL_TITLES
 from agentwatch.tooling.generate.dashboards.common import Context
-from agentwatch.tooling.generate.dashboards.panels import (AGENT, MODEL, SDK_HINT, SDK_MISSING, SEVERITY_COLORS,
-                                                           UNITS, require_sdk)
+from agentwatch.tooling.generate.dashboards.panels import (AGENT, MODEL, PROVIDER, SDK_HINT, SDK_MISSING,
+                                                           SEVERITY_COLORS, TOOL, UNITS, require_sdk)
 from agentwatch.tooling.generate.dashboards.provisioning import (DASHBOARDS_DIR, DATASOURCE_UIDS,
                                                                  PROMETHEUS_SCRAPE_INTERVAL, PROVISIONING_DIR,
                                                                  provisioning)
 from agentwatch.thresholds import Thresholds
 
 __all__ = ["AGENT", "BUILDERS", "DASHBOARDS_DIR", "DATASOURCE_UIDS", "FILES", "MODEL", "PROMETHEUS_SCRAPE_INTERVAL",
-           "PROVISIONING_DIR", "SDK_HINT", "SDK_MISSING", "SEVERITY_COLORS", "SIGNAL_TITLES", "UNITS", "artifacts",
-           "signal_expr", "to_json"]
+           "PROVIDER", "PROVISIONING_DIR", "SDK_HINT", "SDK_MISSING", "SEVERITY_COLORS", "SIGNAL_TITLES", "TOOL", "UNITS",
+           "artifacts", "signal_expr", "to_json"]
 
 FILES = {"agents": "agent-overview.json", "llm": "llm-calls.json", "tools": "tools.json", "cost": "cost.json"}
 BUILDERS: dict[str, Callable[[Context], Any]] = {

@@ -8,7 +8,7 @@ from typing import Any
 from agentwatch import semconv as sc
 from agentwatch.tooling.generate import promql as q
 from agentwatch.tooling.generate.alerts import alert_names
-from agentwatch.tooling.generate.dashboards.common import Context, dashboard, generated, matcher, sum_rate
+from agentwatch.tooling.generate.dashboards.common import Context, dashboard, generated, matcher, or_zero, sum_rate
 from agentwatch.tooling.generate.dashboards.panels import (AGENT, ERROR, PROVIDER, RATE, TOOL, UNITS, builders,
                                                            quantile_targets, row, run_links, stat_panel, steps,
                                                            table_panel, target, timeseries_panel, tool_links)
@@ -65,11 +65,13 @@ def build(ctx: Context) -> Any:
         row("Runs"),
         timeseries_panel(
             "Runs per second by agent",
-            "Agent runs (invoke_agent spans) ended per second, per agent; below, the failed ones by error.type.",
+            "Agent runs (invoke_agent spans) ended per second, per agent; below, the failed ones by error.type "
+            "(0 for an agent whose runs all succeed).",
             "ops",
             [target(scope.runs_rate(RATE, where), agent),
-             target(sum_rate(q.RUNS, ctx.by(AGENT, ERROR), q.FAILED, where),
-                    ctx.legend("{{%s}} failed: {{%s}}" % (AGENT, ERROR)), ref="B")],
+             target(or_zero(sum_rate(q.RUNS, ctx.by(AGENT, ERROR), q.FAILED, where),
+                            sum_rate(q.RUNS, ctx.by(AGENT), where), ctx.by(AGENT)),
+                    ctx.legend("{{%s}} failed {{%s}}" % (AGENT, ERROR)), ref="B")],
             links=run_links()),
         timeseries_panel(
             "Success rate by agent",

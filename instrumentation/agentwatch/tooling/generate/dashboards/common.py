@@ -89,6 +89,14 @@ def sum_increase(series: str, by: str, *matchers: str, window: str = RANGE) -> s
     return total(by, f"increase({q.selector(series, *matchers)}[{window}])")
 
 
+def or_zero(part: str, whole: str, on: str) -> str:
+    """`part`, and 0 for every `on` group of `whole` (its traffic) without a `part` series: an error panel of a
+    healthy fleet shows 0 for each provider, model, agent or tool, not "No data". Without traffic it stays
+    empty. `part` may group by more labels (error.type) than `on`."""
+    modifier = f" on ({on})" if on else ""
+    return f"{part}\nor{modifier}\n0 * {whole}\n"
+
+
 def share(series: str, failed: str, where: str) -> str:
     """Fleet-wide share of `series` matching `failed`: 0 when nothing matches, NaN without traffic."""
     part = sum_rate(series, "", failed, where)

@@ -8,8 +8,8 @@ from typing import Any
 
 from agentwatch import semconv as sc
 from agentwatch.tooling.generate import promql as q
-from agentwatch.tooling.generate.dashboards.common import (Context, dashboard, generated, share, sum_increase,
-                                                           sum_rate)
+from agentwatch.tooling.generate.dashboards.common import (Context, dashboard, generated, or_zero, share,
+                                                           sum_increase, sum_rate)
 from agentwatch.tooling.generate.dashboards.panels import (ERROR, INTERVAL, MODEL, PROVIDER, RATE, TOKEN_TYPE,
                                                            bars_panel, llm_links, models, quantile_targets, row,
                                                            stat_panel, steps, target, timeseries_panel)
@@ -38,8 +38,8 @@ def build(ctx: Context) -> Any:
         stat_panel("Unpriced calls in range",
                    "LLM calls whose model has no known price in the time range: their cost is unknown, not zero. "
                    "Add the model to an AGENTWATCH_PRICES_FILE override.",
-                   "short", [target(sum_increase(sc.PROM_PRICING_UNPRICED_CALLS, "", where), "unpriced",
-                                    instant=True)],
+                   "short", [target(or_zero(sum_increase(sc.PROM_PRICING_UNPRICED_CALLS, "", where),
+                                            sum_increase(calls, "", where), ""), "unpriced", instant=True)],
                    levels=[models.Threshold(value=None, color="green"), models.Threshold(value=1, color="orange")],
                    width=6, height=5, no_value="0", decimals=0),
         stat_panel("Spend in range", "LLM spend in USD over the selected models in the time range.",
@@ -50,10 +50,11 @@ def build(ctx: Context) -> Any:
                          [target(sum_rate(calls, by_pm, where), pm_legend)], links=llm_links()),
         timeseries_panel("Errors per second by provider, model and error type",
                          "Failed LLM calls per second, per provider, requested model and error.type (exception "
-                         "class or HTTP status).", "ops",
-                         [target(sum_rate(calls, ctx.by(PROVIDER, MODEL, ERROR), q.FAILED, where),
-                                 ctx.legend("{{%s}} {{%s}}: {{%s}}" % (PROVIDER, MODEL, ERROR)))],
-                         links=llm_links(), no_value="No failed calls"),
+                         "class or HTTP status); 0 for a provider and model without failed calls.", "ops",
+                         [target(or_zero(sum_rate(calls, ctx.by(PROVIDER, MODEL, ERROR), q.FAILED, where),
+                                         sum_rate(calls, by_pm, where), by_pm),
+                                 ctx.legend("{{%s}} {{%s}} {{%s}}" % (PROVIDER, MODEL, ERROR)))],
+                         links=llm_links(), no_value="No LLM calls"),
         timeseries_panel("Error ratio by provider",
                          f"Share of the LLM calls to each provider that failed; the dashed line is the threshold "
                          f"of alert {provider.alert} (over {provider.window or '5m'}).",
@@ -93,9 +94,10 @@ def build(ctx: Context) -> Any:
                          [target(sum_increase(sc.PROM_LLM_COST, ctx.by(MODEL), where, window=INTERVAL), model)],
                          bars=True, interval="1d", time_from="7d"),
         bars_panel("Unpriced calls by model in range",
-                   "LLM calls without a known price in the time range, per provider and requested model: their "
-                   "cost is unknown (not zero) and missing from every spend panel.", "short",
-                   [target(sum_increase(sc.PROM_PRICING_UNPRICED_CALLS, by_pm, where), pm_legend, instant=True)],
+                   "LLM calls without a known price in the time range, per provider and requested model (0 for "
+                   "a priced one): their cost is unknown (not zero) and missing from every spend panel.", "short",
+                   [target(or_zero(sum_increase(sc.PROM_PRICING_UNPRICED_CALLS, by_pm, where),
+                                   sum_increase(calls, by_pm, where), by_pm), pm_legend, instant=True)],
                    width=24, height=6, no_value="0"),
     ]
     return dashboard(ctx, "llm", "agentwatch / LLM calls",

@@ -8,7 +8,8 @@ from typing import Any
 from agentwatch import semconv as sc
 from agentwatch.tooling.generate import promql as q
 from agentwatch.tooling.generate.dashboards.agent_overview import signal_stat
-from agentwatch.tooling.generate.dashboards.common import Context, dashboard, generated, sum_increase, sum_rate
+from agentwatch.tooling.generate.dashboards.common import (Context, dashboard, generated, or_zero, sum_increase,
+                                                           sum_rate)
 from agentwatch.tooling.generate.dashboards.panels import (AGENT, ERROR, RATE, TOOL, quantile_targets, row,
                                                            table_panel, target, timeseries_panel, tool_links)
 
@@ -17,7 +18,7 @@ def build(ctx: Context) -> Any:
     tools, where = q.TOOL_CALLS, ctx.agent_where
     at = ctx.legend("{{%s}} · {{%s}}" % (AGENT, TOOL))
     threshold = ctx.table["tool_error_rate"]
-    failed_by = ctx.by(AGENT, TOOL, ERROR)
+    failed_by, tool_by = ctx.by(AGENT, TOOL, ERROR), ctx.by(AGENT, TOOL)
     items: list[Any] = [
         row("Tool calls"),
         signal_stat(ctx, "tool_error_rate").span(8).height(8),
@@ -31,10 +32,12 @@ def build(ctx: Context) -> Any:
                          "percentunit", [target(ctx.scope.tool_error_ratio(RATE, where), at)],
                          threshold=threshold, links=tool_links(), max_val=1),
         timeseries_panel("Failed tool calls per second by error type",
-                         "Failed tool calls per second, per agent, tool and error.type (the exception class).", "ops",
-                         [target(sum_rate(tools, failed_by, q.FAILED, where),
-                                 ctx.legend("{{%s}} · {{%s}}: {{%s}}" % (AGENT, TOOL, ERROR)))],
-                         links=tool_links(), no_value="No failed tool calls"),
+                         "Failed tool calls per second, per agent, tool and error.type (the exception class); 0 "
+                         "for a tool without failed calls.", "ops",
+                         [target(or_zero(sum_rate(tools, failed_by, q.FAILED, where),
+                                         sum_rate(tools, tool_by, where), tool_by),
+                                 ctx.legend("{{%s}} · {{%s}} {{%s}}" % (AGENT, TOOL, ERROR)))],
+                         links=tool_links(), no_value="No tool calls"),
         row("Latency"),
         timeseries_panel("Tool latency p95 by tool", "95th percentile of tool call duration, per agent and tool.",
                          "s", quantile_targets(sc.PROM_EXECUTE_TOOL_DURATION, where, ctx.by(AGENT, TOOL), (0.95,)),
@@ -45,11 +48,13 @@ def build(ctx: Context) -> Any:
                          "s", quantile_targets(sc.PROM_EXECUTE_TOOL_DURATION, where)),
         row("Failing tools"),
         table_panel("Tools failing most in range",
-                    "The ten agent / tool / error.type combinations with the most failed calls in the time range. "
-                    "Click a row for its failed calls' traces and logs.",
-                    [target(f"topk(10, {sum_increase(tools, failed_by, q.FAILED, where)})", instant=True,
-                            table_format=True)],
-                    links=tool_links(), no_value="No failed tool calls in range"),
+                    "The ten agent / tool / error.type combinations with the most failed calls in the time range "
+                    "(tools without failed calls fill the rest, at 0). Click a row for its failed calls' traces "
+                    "and logs.",
+                    [target("topk(10,\n" + or_zero(sum_increase(tools, failed_by, q.FAILED, where),
+                                                    sum_increase(tools, tool_by, where), tool_by) + ")",
+                            instant=True, table_format=True)],
+                    links=tool_links(), no_value="No tool calls in range"),
     ]
     return dashboard(ctx, "tools", "agentwatch / Tools",
                      generated("Tool calls per agent and tool: calls, error rate against the threshold, latency "
