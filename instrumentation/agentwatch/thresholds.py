@@ -153,10 +153,10 @@ class AlertmanagerSettings:
 class Thresholds:
     by_signal: dict[str, Threshold]
     fleet: dict[str, FleetAlert] = field(default_factory=dict)
-    queries: QuerySettings = QuerySettings()
     alerting: AlertingSettings = AlertingSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     source: str = "bundled thresholds.yaml"
+    queries: QuerySettings = QuerySettings()  # last: the fields before it keep their positions
 
     def __getitem__(self, signal: str) -> Threshold:
         return self.by_signal[signal]
