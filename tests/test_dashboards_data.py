@@ -72,10 +72,11 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _demo_agent(instrument: str, name: str, failure_rate: float, stub_url: str, log: Path) -> tuple[Daemon, int]:
+def _demo_agent(instrument: str, name: str, failure_rate: float, stub_url: str, log: Path,
+                *pacing: str) -> tuple[Daemon, int]:
     port = free_port()
     argv = [instrument, sys.executable, "-m", "agentwatch.tooling.demo.agents", "--agent", name, "--runs", "100000",
-            "--seed", "7", "--failure-rate", str(failure_rate), "--stub-url", stub_url]
+            "--seed", "7", "--failure-rate", str(failure_rate), "--stub-url", stub_url, *pacing]
     env = _env(OTEL_SERVICE_NAME=f"demo-{name}", OTEL_EXPORTER_PROMETHEUS_PORT=str(port))
     return Daemon(log.stem, argv, log, f"http://127.0.0.1:{port}/metrics", env=env), port
 
@@ -86,7 +87,9 @@ def live(stub, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dashboards-data")
     instrument = str(BIN / "opentelemetry-instrument")
     workload = [_demo_agent(instrument, name, 0.7, stub.url, tmp / f"{name}.log") for name in AGENTS]
-    healthy = [_demo_agent(instrument, name, 0.0, stub.url, tmp / f"healthy-{name}.log") for name in HEALTHY_AGENTS]
+    # paced (4 runs a second each): enough for every panel, and it keeps the machine free for the scrapes
+    healthy = [_demo_agent(instrument, name, 0.0, stub.url, tmp / f"healthy-{name}.log", "--interval", "0.25")
+               for name in HEALTHY_AGENTS]
     port = free_port()
     workload.append((Daemon("unpriced", [instrument, sys.executable, str(HERE / "agents" / "unpriced_agent.py")],
                             tmp / "unpriced.log", f"http://127.0.0.1:{port}/metrics",
@@ -132,7 +135,10 @@ def live(stub, tmp_path_factory):
             wait_until(present, 90, "every series the dashboards read, from every agent", interval=0.5)
         except AssertionError as exc:
             logs = "\n".join(f"--- {d.name}:\n{d.log()[-1500:]}" for d in daemons)
-            raise AssertionError(f"{exc}; missing: {', '.join(missing)}\n{logs}") from None
+            targets = http_json(f"{live.url}/api/v1/targets")["data"]["activeTargets"]
+            health = "; ".join(f"{t['labels']['job']} {t['scrapeUrl']}: {t['health']} {t['lastError']}"
+                               for t in targets)
+            raise AssertionError(f"{exc}; missing: {', '.join(missing)}\ntargets: {health}\n{logs}") from None
         yield live
     finally:
         for daemon in daemons:
