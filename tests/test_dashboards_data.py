@@ -1,68 +1,68 @@
 """No panel says "No data" on day one: every query of the committed dashboards, with its variables substituted
 the way Grafana would, is valid PromQL and returns data from a real Prometheus (Debian package) that scraped a
-live workload.
+live workload; and on a healthy fleet every error panel shows 0, not "No data".
 
-The workload: the four demo agents (`python -m agentwatch.tooling.demo.agents`, flaky with --failure-rate 0.7, so
-failed runs, tool errors and LLM errors exist) and a small agent calling a model without a price
-(tests/agents/unpriced_agent.py), each its own process under `opentelemetry-instrument` with the Prometheus
-exporter, against the stub LLM server. Prometheus scrapes them every second and evaluates the committed rules
-(so the "firing alerts" panel has Watchdog). One Prometheus and one workload serve every test of this module.
+The workload, in two scrape jobs of one Prometheus:
 
-Grafana's variables are substituted as Grafana does for the dashboards' default time range and the
-provisioned datasource (timeInterval 15s): `$__interval` = max(range / 1000, the panel's min interval or 15s),
-`$__rate_interval` = max(`$__interval` + 15s, 4 x 15s), `$__range` = the panel's relative time (today, this
-month, 7d) or the dashboard's range; `$job`, `$agent`, `$model` = their all-value `.*` (and, in a second
-pass, one real value each). Queries are instant queries (/api/v1/query with `time` = now).
+* `agentwatch-demo`, a fleet with failures: the four demo agents (`python -m agentwatch.tooling.demo.agents`,
+  flaky with --failure-rate 0.7, so failed runs, tool errors and LLM errors exist) and a small agent calling a
+  model without a price (tests/agents/unpriced_agent.py);
+* `agentwatch-healthy`, a fleet without any error: the support agent and the flaky one with --failure-rate 0,
+  every model priced.
+
+Each agent is its own process under `opentelemetry-instrument` with the Prometheus exporter, against the stub
+LLM server. Prometheus scrapes them every second and evaluates the committed rules (so the "firing alerts"
+panel has Watchdog). One Prometheus and one workload serve every test of this module. Grafana's variable
+substitution is support.grafana's; `$job`, `$agent`, `$model` = their all-value `.*` (and, in a second pass,
+one real value each; in a third, the healthy job).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from agentwatch import semconv as sc
 from agentwatch.tooling.generate import dashboards as gen
-from agentwatch.thresholds import duration_seconds
 
 from support.alerting import REPO, Daemon, binary, free_port, http_json, wait_until
+from support.grafana import Live, all_values, has_data, substitute
+from support import grafana
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 AGENTS = ("support", "research", "flaky", "costly")
 JOB = "agentwatch-demo"
-DATASOURCE_SCRAPE = duration_seconds(gen.PROMETHEUS_SCRAPE_INTERVAL)
-MAX_DATA_POINTS = 1000
+HEALTHY_JOB = "agentwatch-healthy"
+HEALTHY_AGENTS = ("support", "flaky")  # flaky with --failure-rate 0: not one error
 # Every series the dashboards read (histograms through their _count), and Prometheus' ALERTS.
 REQUIRED = sorted({h + sc.PROM_COUNT_SUFFIX for h in sc.PROM_HISTOGRAMS} | set(sc.PROM_COUNTERS) | {sc.PROM_ALERTS})
 # One real value per variable for the second pass (the demo's flaky agent has every kind of failure).
 CONCRETE = {"job": JOB, "agent": "flaky", "model": "gpt-4o-mini"}
-
-
-@dataclass
-class Live:
-    url: str
-    started: float
-
-    def query(self, expr: str, at: float) -> dict[str, Any]:
-        params = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
-        try:
-            return http_json(f"{self.url}/api/v1/query?{params}", timeout=10)
-        except urllib.error.HTTPError as exc:  # 400/422: the body says why
-            return json.loads(exc.read() or b"{}") or {"status": "error", "error": str(exc)}
+# The panel queries whose answer on a healthy fleet is "no error": each must show 0 there, not "No data".
+ZERO_ON_A_HEALTHY_FLEET = {
+    ("agent-overview.json", "Runs per second by agent", "B"),
+    ("agent-overview.json", "Tool-call error rate", "A"),
+    ("agent-overview.json", "Tool-call error rate by agent and tool", "A"),
+    ("llm-calls.json", "Failed LLM calls", "A"),
+    ("llm-calls.json", "Unpriced calls in range", "A"),
+    ("llm-calls.json", "Errors per second by provider, model and error type", "A"),
+    ("llm-calls.json", "Error ratio by provider", "A"),
+    ("llm-calls.json", "Unpriced calls by model in range", "A"),
+    ("tools.json", "Tool-call error rate", "A"),
+    ("tools.json", "Tool-call error rate by tool", "A"),
+    ("tools.json", "Failed tool calls per second by error type", "A"),
+    ("tools.json", "Tools failing most in range", "A"),
+}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -72,18 +72,24 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _demo_agent(instrument: str, name: str, failure_rate: float, stub_url: str, log: Path,
+                *pacing: str) -> tuple[Daemon, int]:
+    port = free_port()
+    argv = [instrument, sys.executable, "-m", "agentwatch.tooling.demo.agents", "--agent", name, "--runs", "100000",
+            "--seed", "7", "--failure-rate", str(failure_rate), "--stub-url", stub_url, *pacing]
+    env = _env(OTEL_SERVICE_NAME=f"demo-{name}", OTEL_EXPORTER_PROMETHEUS_PORT=str(port))
+    return Daemon(log.stem, argv, log, f"http://127.0.0.1:{port}/metrics", env=env), port
+
+
 @pytest.fixture(scope="module")
 def live(stub, tmp_path_factory):
     prometheus_bin = binary("prometheus")  # fails in CI, skips elsewhere, before anything starts
     tmp = tmp_path_factory.mktemp("dashboards-data")
     instrument = str(BIN / "opentelemetry-instrument")
-    workload: list[tuple[Daemon, int]] = []
-    for name in AGENTS:
-        port = free_port()
-        argv = [instrument, sys.executable, "-m", "agentwatch.tooling.demo.agents", "--agent", name, "--runs", "100000",
-                "--seed", "7", "--failure-rate", "0.7", "--stub-url", stub.url]
-        env = _env(OTEL_SERVICE_NAME=f"demo-{name}", OTEL_EXPORTER_PROMETHEUS_PORT=str(port))
-        workload.append((Daemon(name, argv, tmp / f"{name}.log", f"http://127.0.0.1:{port}/metrics", env=env), port))
+    workload = [_demo_agent(instrument, name, 0.7, stub.url, tmp / f"{name}.log") for name in AGENTS]
+    # paced (4 runs a second each): enough for every panel, and it keeps the machine free for the scrapes
+    healthy = [_demo_agent(instrument, name, 0.0, stub.url, tmp / f"healthy-{name}.log", "--interval", "0.25")
+               for name in HEALTHY_AGENTS]
     port = free_port()
     workload.append((Daemon("unpriced", [instrument, sys.executable, str(HERE / "agents" / "unpriced_agent.py")],
                             tmp / "unpriced.log", f"http://127.0.0.1:{port}/metrics",
@@ -94,8 +100,9 @@ def live(stub, tmp_path_factory):
     config.write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
         "rule_files": [str(p) for p in sorted((REPO / "alerts" / "rules").glob("*.yaml"))],
-        "scrape_configs": [{"job_name": JOB, "static_configs": [
-            {"targets": [f"127.0.0.1:{p}" for _, p in workload]}]}],
+        "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{p}" for _, p in workload]}]},
+                           {"job_name": HEALTHY_JOB,
+                            "static_configs": [{"targets": [f"127.0.0.1:{p}" for _, p in healthy]}]}],
     }))
     (tmp / "data").mkdir()
     prometheus = Daemon("prometheus", [
@@ -103,7 +110,7 @@ def live(stub, tmp_path_factory):
         f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn",
     ], tmp / "prometheus.log", f"http://127.0.0.1:{prom_port}/-/ready")
     started = time.monotonic()
-    daemons = [d for d, _ in workload] + [prometheus]
+    daemons = [d for d, _ in workload + healthy] + [prometheus]
     try:
         with ThreadPoolExecutor(len(daemons)) as pool:
             list(pool.map(lambda d: d.start(timeout=60), daemons))
@@ -113,79 +120,37 @@ def live(stub, tmp_path_factory):
             result = http_json(f"{live.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
             return {r["metric"].get(label, "") for r in result["data"]["result"]}
 
+        missing: list[str] = []
+
         def present():
             names = values('group by (__name__) ({__name__=~"(gen_ai|agentwatch)_.+|ALERTS"})', "__name__")
-            agents = values(f"group by ({gen.AGENT}) ({sc.PROM_INVOKE_AGENT_DURATION}{sc.PROM_COUNT_SUFFIX})",
-                            gen.AGENT)
-            return set(REQUIRED) <= names and set(AGENTS) <= agents
+            runs = f"{sc.PROM_INVOKE_AGENT_DURATION}{sc.PROM_COUNT_SUFFIX}"
+            agents = values(f'group by ({gen.AGENT}) ({runs}{{job="{JOB}"}})', gen.AGENT)
+            healthy_agents = values(f'group by ({gen.AGENT}) ({runs}{{job="{HEALTHY_JOB}"}})', gen.AGENT)
+            missing[:] = (sorted(set(REQUIRED) - names) + [f"{JOB}/{a}" for a in sorted(set(AGENTS) - agents)]
+                          + [f"{HEALTHY_JOB}/{a}" for a in sorted(set(HEALTHY_AGENTS) - healthy_agents)])
+            return not missing
 
         try:
-            wait_until(present, 60, "every series the dashboards read, from every agent", interval=0.5)
+            wait_until(present, 90, "every series the dashboards read, from every agent", interval=0.5)
         except AssertionError as exc:
             logs = "\n".join(f"--- {d.name}:\n{d.log()[-1500:]}" for d in daemons)
-            raise AssertionError(f"{exc}\n{logs}") from None
+            targets = http_json(f"{live.url}/api/v1/targets")["data"]["activeTargets"]
+            health = "; ".join(f"{t['labels']['job']} {t['scrapeUrl']}: {t['health']} {t['lastError']}"
+                               for t in targets)
+            raise AssertionError(f"{exc}; missing: {', '.join(missing)}\ntargets: {health}\n{logs}") from None
         yield live
     finally:
         for daemon in daemons:
             daemon.stop()
 
 
-# --- Grafana's variable substitution ------------------------------------------------------------------
-def _seconds_since(start: datetime, now: datetime) -> float:
-    return max((now - start).total_seconds(), 60.0)
-
-
-def panel_range(board: dict[str, Any], panel: dict[str, Any], now: float) -> float:
-    """Seconds of the panel's time range: its relative time (now/d, now/M, 7d) or the dashboard's."""
-    moment = datetime.fromtimestamp(now, timezone.utc)
-    relative = panel.get("timeFrom")
-    if relative == "now/d":
-        return _seconds_since(moment.replace(hour=0, minute=0, second=0, microsecond=0), moment)
-    if relative == "now/M":
-        return _seconds_since(moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0), moment)
-    if relative:
-        return duration_seconds(relative)
-    start = board["time"]["from"]
-    assert start.startswith("now-"), start
-    return duration_seconds(start.removeprefix("now-"))
-
-
-def substitute(board: dict[str, Any], panel: dict[str, Any], expr: str, now: float,
-               values: dict[str, str]) -> str:
-    range_s = panel_range(board, panel, now)
-    interval = max(range_s / MAX_DATA_POINTS, duration_seconds(panel["interval"]) if panel.get("interval")
-                   else DATASOURCE_SCRAPE)
-    rate_interval = max(interval + DATASOURCE_SCRAPE, 4 * DATASOURCE_SCRAPE)
-    builtins = {"__rate_interval": f"{int(rate_interval)}s", "__interval": f"{int(interval)}s",
-                "__range": f"{int(range_s)}s"}
-    for name, value in {**builtins, **values}.items():
-        expr = expr.replace("${%s}" % name, value)
-        expr = re.sub(r"\$%s\b" % re.escape(name), lambda _m, v=value: v, expr)
-    assert "$" not in expr, f"unsubstituted variable in {expr!r}"
-    return expr
-
-
-def all_values(board: dict[str, Any]) -> dict[str, str]:
-    return {v["name"]: v["allValue"] for v in board["templating"]["list"] if v["type"] == "query"}
-
-
-def boards() -> dict[str, dict[str, Any]]:
-    return {p.name: json.loads(p.read_text()) for p in sorted((REPO / "dashboards").glob("*.json"))}
+def boards():
+    return grafana.boards(REPO)
 
 
 def queries():
-    for name, board in boards().items():
-        for panel in board["panels"]:
-            for target in panel.get("targets", []):
-                yield name, board, panel, target
-
-
-def _has_data(answer: dict[str, Any]) -> bool:
-    data = answer.get("data") or {}
-    result = data.get("result")
-    if data.get("resultType") == "scalar":
-        return result is not None and result[1] != "NaN"
-    return bool(result) and any(sample["value"][1] != "NaN" for sample in result)
+    return grafana.queries(REPO)
 
 
 # --- the tests ----------------------------------------------------------------------------------------
@@ -225,7 +190,7 @@ def poll(live: Live, values_for, may_be_empty=lambda title: False, timeout: floa
             key = (name, panel["title"], target["refId"])
             if answer.get("status") != "success":
                 problems[key] = f"invalid PromQL: {answer.get('error')}\n{expr}"
-            elif not _has_data(answer):
+            elif not has_data(answer):
                 problems[key] = f"no data\n{expr}"
                 still.append((name, board, panel, target))
             else:
@@ -262,3 +227,40 @@ def test_every_panel_query_is_valid_for_one_job_agent_and_model(live):
     problems = poll(live, lambda board: {var: CONCRETE[var] for var in all_values(board)}, allowed)
     unexpected = {k: v for k, v in problems.items() if v.startswith("invalid") or not allowed(k[1])}
     assert not unexpected, _report(unexpected)
+
+
+def test_on_a_healthy_fleet_every_panel_has_data_and_every_error_panel_shows_0(live):
+    """With the healthy job selected (no failed run, tool call or LLM call, every model priced) every query
+    still has data, and every panel whose answer is "no error" answers 0 for each of its series."""
+    named_for_errors = {(name, panel["title"], target["refId"]) for name, _, panel, target in queries()
+                        if re.search(r"[Ee]rror|[Ff]ail|[Uu]npriced", panel["title"])}
+    assert named_for_errors <= ZERO_ON_A_HEALTHY_FLEET, "an error panel is missing from ZERO_ON_A_HEALTHY_FLEET"
+    assert ZERO_ON_A_HEALTHY_FLEET <= {(n, p["title"], t["refId"]) for n, _, p, t in queries()}, "a listed query is gone"
+
+    def healthy(board):
+        return {**all_values(board), "job": HEALTHY_JOB}
+
+    problems = poll(live, healthy)
+    assert not problems, (f"{len(problems)} panel queries without data on the healthy fleet after "
+                          f"{time.monotonic() - live.started:.0f}s of workload:\n{_report(problems)}")
+    now = time.time()
+    shown: dict[tuple[str, str, str], list[tuple[dict, str]]] = {}
+    for name, board, panel, target in queries():
+        key = (name, panel["title"], target["refId"])
+        if key not in ZERO_ON_A_HEALTHY_FLEET:
+            continue
+        expr = substitute(board, panel, target["expr"], now, healthy(board))
+        answer = live.query(expr, now)
+        assert answer["status"] == "success" and answer["data"]["resultType"] == "vector", (key, answer)
+        shown[key] = [(s["metric"], s["value"][1]) for s in answer["data"]["result"]]
+    for key, samples in shown.items():
+        assert samples, (key, "no data")
+        assert all(float(value) == 0 for _, value in samples), (key, samples)
+    # per series, not one fleet-wide zero: each provider/model, agent and tool with traffic has its own 0
+    errors = {(m[gen.PROVIDER], m[gen.MODEL]) for m, _ in
+              shown[("llm-calls.json", "Errors per second by provider, model and error type", "A")]}
+    assert ("openai", "gpt-4o-mini") in errors, errors
+    failed_runs = {m[gen.AGENT] for m, _ in shown[("agent-overview.json", "Runs per second by agent", "B")]}
+    assert set(HEALTHY_AGENTS) <= failed_runs, failed_runs
+    failed_tools = {m[gen.TOOL] for m, _ in shown[("tools.json", "Failed tool calls per second by error type", "A")]}
+    assert {"lookup_order", "check_inventory"} <= failed_tools, failed_tools

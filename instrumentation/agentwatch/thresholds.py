@@ -4,11 +4,12 @@ Everything that depends on a threshold reads it from here: histogram bucket boun
 a bucket boundary, so "p99 > 60 s" is exact), alert rules and their annotations, Alertmanager routing,
 dashboards and checks.
 
-The file has four sections (see thresholds.yaml): `signals` (the six per-agent thresholds), `fleet` (the
+The file has five sections (see thresholds.yaml): `signals` (the six per-agent thresholds), `fleet` (the
 alerts a fleet needs besides them: telemetry absent, LLM provider failing, daily spend against a budget,
-Watchdog), `alerting` (runbook and dashboard links) and `alertmanager` (routing timings, receivers, secret
-files). An override file (argument or AGENTWATCH_THRESHOLDS_FILE) has the same shape; every key it leaves
-out keeps its bundled value.
+Watchdog), `queries` (what every generated query selects and keeps apart, like a monitoring mixin's selector
+and cluster-label settings), `alerting` (runbook and dashboard links) and `alertmanager` (routing timings,
+receivers, secret files). An override file (argument or AGENTWATCH_THRESHOLDS_FILE) has the same shape; every
+key it leaves out keeps its bundled value.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from agentwatch import semconv as sc
+
 ENV_THRESHOLDS_FILE = "AGENTWATCH_THRESHOLDS_FILE"
 SIGNALS = ("success_rate", "steps_per_run", "p99_latency", "tokens_per_run", "cost_per_run", "tool_error_rate")
 FLEET_ALERTS = ("telemetry_absent", "provider_errors", "daily_spend", "watchdog")
@@ -33,6 +36,14 @@ _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_MATCHER = re.compile(r"""\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*""")
+# Labels (and dashboard variables) agentwatch's queries already use: an aggregation label cannot be one of them.
+_OWN_LABELS = {re.sub(r"[^a-zA-Z0-9_]", "_", a) for a in (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_TOOL_NAME,
+                                                          sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL,
+                                                          sc.GEN_AI_TOKEN_TYPE, sc.ERROR_TYPE)}
+_RESERVED_LABELS = _OWN_LABELS | {"__name__", "le", "alertname", "alertstate", "severity", "datasource", "traces",
+                                  "logs", "agent", "model"}
 
 
 class ThresholdsError(ValueError):
@@ -106,6 +117,15 @@ class FleetAlert:
 
 
 @dataclass(frozen=True)
+class QuerySettings:
+    """What every generated query selects and keeps apart: the alert and recording rules, the dashboards and
+    `agentwatch check` (a monitoring mixin's `*Selector` and `clusterLabel` settings)."""
+
+    selector: str = ""  # label matchers added to every series selector, e.g. 'namespace="prod"'
+    aggregation_labels: tuple[str, ...] = ()  # kept by every aggregation besides the agent, e.g. ("cluster",)
+
+
+@dataclass(frozen=True)
 class AlertingSettings:
     """Links every alert carries."""
 
@@ -136,6 +156,7 @@ class Thresholds:
     alerting: AlertingSettings = AlertingSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     source: str = "bundled thresholds.yaml"
+    queries: QuerySettings = QuerySettings()  # last: the fields before it keep their positions
 
     def __getitem__(self, signal: str) -> Threshold:
         return self.by_signal[signal]
@@ -311,16 +332,74 @@ def _parse_settings(source: str, data: Any, section: str, cls: type, base: Any) 
     return cls(**merged)
 
 
+def normalize_selector(text: str) -> str:
+    """Label matchers as one canonical string (`a="x", b=~"y.*"`); ValueError when it is not a matcher list.
+    Braces around the list are allowed and dropped."""
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    matchers, position = [], 0
+    while body[position:].strip():
+        match = _MATCHER.match(body, position)
+        if not match:
+            raise ValueError(f"not a list of label matchers like 'namespace=\"prod\", cluster=~\"eu-.*\"': "
+                             f"{text!r}")
+        name, op, value = match.groups()
+        if name == "__name__":
+            raise ValueError("the selector cannot match on __name__ (every query names its own series)")
+        matchers.append(f"{name}{op}{value}")
+        position = match.end()
+        if position < len(body):
+            if body[position] != ",":
+                raise ValueError(f"expected a comma after {match.group().strip()!r} in {text!r}")
+            position += 1
+    return ", ".join(matchers)
+
+
+def _parse_queries(source: str, data: Any, base: QuerySettings | None) -> QuerySettings:
+    raw = _entries(source, data, "queries")
+    known = {f.name for f in fields(QuerySettings)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ThresholdsError(f"{source}: queries has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    base = base or QuerySettings()
+    selector = raw.get("selector", base.selector)
+    if selector is None:
+        selector = ""
+    if not isinstance(selector, str):
+        raise ThresholdsError(f"{source}: queries.selector must be a string of label matchers, e.g. "
+                              "'namespace=\"prod\"'")
+    try:
+        selector = normalize_selector(selector)
+    except ValueError as exc:
+        raise ThresholdsError(f"{source}: queries.selector: {exc}") from None
+    labels = raw.get("aggregation_labels", base.aggregation_labels)
+    if labels is None:
+        labels = ()
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+        raise ThresholdsError(f"{source}: queries.aggregation_labels must be a list of label names, e.g. [cluster]")
+    for label in labels:
+        if not _LABEL_NAME.match(label):
+            raise ThresholdsError(f"{source}: queries.aggregation_labels: {label!r} is not a Prometheus label name")
+        if label in _RESERVED_LABELS or label.startswith("__"):
+            raise ThresholdsError(f"{source}: queries.aggregation_labels: {label!r} is a label or dashboard "
+                                  "variable agentwatch's queries already use")
+    if len(set(labels)) != len(labels):
+        raise ThresholdsError(f"{source}: queries.aggregation_labels lists a label twice: {list(labels)}")
+    return QuerySettings(selector=selector, aggregation_labels=tuple(labels))
+
+
 def _parse(source: str, data: Any, base: Thresholds | None) -> Thresholds:
     if not isinstance(data, dict):
         raise ThresholdsError(f"{source}: expected a mapping with a 'signals' mapping")
-    unknown = set(data) - {"signals", "fleet", "alerting", "alertmanager"}
+    unknown = set(data) - {"signals", "fleet", "queries", "alerting", "alertmanager"}
     if unknown:
         raise ThresholdsError(f"{source}: unknown sections {sorted(unknown)}; "
-                              "known: signals, fleet, alerting, alertmanager")
+                              "known: signals, fleet, queries, alerting, alertmanager")
     return Thresholds(
         by_signal=_parse_signals(source, data, base.by_signal if base else None),
         fleet=_parse_fleet(source, data, base.fleet if base else None),
+        queries=_parse_queries(source, data, base.queries if base else None),
         alerting=_parse_settings(source, data, "alerting", AlertingSettings, base.alerting if base else None),
         alertmanager=_parse_settings(source, data, "alertmanager", AlertmanagerSettings,
                                      base.alertmanager if base else None),

@@ -19,7 +19,9 @@ windows, p99 interpolated within a histogram bucket):
 | cost_per_run | mean cost per run, over runs whose cost is known |
 | tool_error_rate | failed / all calls per tool; the agent's row shows its worst tool (the alert is per tool) |
 
-An agent with no traffic for a signal has no value ("no data") and never breaches.
+An agent with no traffic for a signal has no value ("no data") and never breaches. With aggregation labels in
+thresholds.yaml `queries` (e.g. cluster), a verdict is per agent and label values, as the alerts are: two
+agents named `support` in two clusters get a row each.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Verdict:
     tool: str | None = None  # tool_error_rate: the tool the value is of (the worst one)
     by_tool: dict[str, float | None] = field(default_factory=dict)
     samples: int | None = None  # runs or tool calls behind the value (from records)
+    labels: dict[str, str] = field(default_factory=dict)  # the aggregation labels' values, e.g. {"cluster": "east"}
 
     @property
     def status(self) -> str:
@@ -85,11 +88,14 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         t = self.threshold
-        out: dict[str, Any] = {
-            "agent": self.agent, "signal": self.signal, "alert": t.alert, "measured": _json_number(self.measured),
+        out: dict[str, Any] = {"agent": self.agent}
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        out.update({
+            "signal": self.signal, "alert": t.alert, "measured": _json_number(self.measured),
             "comparison": t.comparison, "threshold": t.value, "unit": t.unit, "window": t.window,
             "severity": t.severity, "status": self.status, "breached": self.breached,
-        }
+        })
         if self.signal == "tool_error_rate":
             out["tool"] = self.tool
             out["by_tool"] = {k: _json_number(v) for k, v in sorted(self.by_tool.items())}
@@ -121,18 +127,25 @@ class Report:
     def critical_breached(self) -> list[Verdict]:
         return [v for v in self.breached if v.threshold.severity == "critical"]
 
-    def verdict(self, agent: str, signal: str) -> Verdict:
+    def verdict(self, agent: str, signal: str, **labels: str) -> Verdict:
+        """The verdict of an agent (with these aggregation label values, when given) on a signal."""
         for v in self.verdicts:
-            if v.agent == agent and v.signal == signal:
+            if v.agent == agent and v.signal == signal and (not labels or v.labels == labels):
                 return v
-        raise KeyError((agent, signal))
+        raise KeyError((agent, signal, labels))
+
+    @property
+    def subjects(self) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+        """(agent, its aggregation label values) of every verdict, in order: one per agent without labels."""
+        return list(dict.fromkeys((v.agent, tuple(v.labels.items())) for v in self.verdicts))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source, "thresholds": self.thresholds, "agents": self.agents,
             "verdicts": [v.to_dict() for v in self.verdicts],
-            "breached": [{"agent": v.agent, "signal": v.signal, "alert": v.threshold.alert,
-                          "severity": v.threshold.severity, "tool": v.tool} for v in self.breached],
+            "breached": [{"agent": v.agent, **({"labels": dict(v.labels)} if v.labels else {}), "signal": v.signal,
+                          "alert": v.threshold.alert, "severity": v.threshold.severity, "tool": v.tool}
+                         for v in self.breached],
             "critical_breached": bool(self.critical_breached),
         }
 
@@ -286,42 +299,50 @@ def _value(sample: dict[str, Any]) -> float | None:
 
 
 def from_prometheus(base_url: str, table: Thresholds, agents: Sequence[str] = (), timeout: float = 10.0) -> Report:
-    """The table evaluated now by Prometheus, with the alerts' PromQL over each signal's window.
+    """The table evaluated now by Prometheus, with the alerts' PromQL (selector and aggregation labels of
+    thresholds.yaml `queries` included) over each signal's window.
 
     Agents: those named, else every agent any signal query returns (an agent Prometheus knows but with no
-    traffic in a window has NaN there: "no data")."""
+    traffic in a window has NaN there: "no data"). A verdict is per agent and aggregation-label values."""
     base_url = validate_url(base_url)
-    values: dict[str, dict[str, float | None]] = {}
-    tool_values: dict[str, dict[str, float | None]] = defaultdict(dict)
-    seen: set[str] = set()
+    scope = promql.Scope.of(table)
+    Key = tuple[str, tuple[tuple[str, str], ...]]
+    values: dict[str, dict[Key, float | None]] = {}
+    tool_values: dict[Key, dict[str, float | None]] = defaultdict(dict)
+    seen: set[Key] = set()
     for signal in SIGNALS:
         threshold = table[signal]
-        result = query(base_url, promql.signal_query(signal, threshold.window), timeout,
+        result = query(base_url, scope.signal_query(signal, threshold.window), timeout,
                        what=f"the {LABELS[signal]} query")
-        per_agent: dict[str, float | None] = {}
+        per_agent: dict[Key, float | None] = {}
         for sample in result:
             labels = sample.get("metric") or {}
             agent = labels.get(promql.AGENT)
             if not agent:
                 continue
-            seen.add(agent)
+            key = (agent, tuple((label, labels.get(label, "")) for label in scope.labels))
+            seen.add(key)
             if signal == "tool_error_rate":
-                tool_values[agent][labels.get(promql.TOOL) or "?"] = _value(sample)
+                tool_values[key][labels.get(promql.TOOL) or "?"] = _value(sample)
             else:
-                per_agent[agent] = _value(sample)
+                per_agent[key] = _value(sample)
         values[signal] = per_agent
-    names = list(dict.fromkeys(agents)) if agents else sorted(seen)
-    verdicts = []
+    names = list(dict.fromkeys(agents)) if agents else sorted({agent for agent, _ in seen})
+    keys: list[Key] = []
     for agent in names:
+        keys += sorted(k for k in seen if k[0] == agent) or [(agent, ())]
+    verdicts = []
+    for key in keys:
+        agent, labels = key[0], dict(key[1])
         for signal in SIGNALS:
             threshold = table[signal]
             if signal == "tool_error_rate":
-                by_tool = tool_values.get(agent, {})
+                by_tool = tool_values.get(key, {})
                 worst = _worst(threshold, by_tool)
                 verdicts.append(Verdict(agent, signal, threshold, by_tool.get(worst) if worst else None, tool=worst,
-                                        by_tool=dict(by_tool)))
+                                        by_tool=dict(by_tool), labels=labels))
             else:
-                verdicts.append(Verdict(agent, signal, threshold, values[signal].get(agent)))
+                verdicts.append(Verdict(agent, signal, threshold, values[signal].get(key), labels=labels))
     return Report(source=base_url, thresholds=table.source, agents=names, verdicts=verdicts)
 
 
@@ -349,16 +370,19 @@ def format_measured(value: float | None, unit: str) -> str:
 
 def render(report: Report, console: Console, *, title: str, breached_word: str = "BREACHED",
            note: str | None = None) -> None:
-    """The table: agent, signal, measured, threshold, verdict (OK / breached_word / no data), severity."""
+    """The table: agent (and its aggregation labels), signal, measured, threshold, verdict (OK / breached_word /
+    no data), severity."""
     table = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=box.ROUNDED)
-    for name, justify in (("Agent", "left"), ("Signal", "left"), ("Measured", "right"), ("Threshold", "right"),
-                          ("Verdict", "left"), ("Severity", "left")):
+    label_names = list(dict.fromkeys(name for _, labels in report.subjects for name, _ in labels))
+    for name, justify in ((*((n, "left") for n in label_names), ("Agent", "left"), ("Signal", "left"),
+                           ("Measured", "right"), ("Threshold", "right"), ("Verdict", "left"), ("Severity", "left"))):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    by_agent: dict[str, list[Verdict]] = defaultdict(list)
+    by_subject: dict[tuple[str, tuple[tuple[str, str], ...]], list[Verdict]] = defaultdict(list)
     for v in report.verdicts:
-        by_agent[v.agent].append(v)
-    for agent in report.agents:
-        rows = by_agent.get(agent, [])
+        by_subject[(v.agent, tuple(v.labels.items()))].append(v)
+    for subject in report.subjects:
+        agent, labels = subject[0], dict(subject[1])
+        rows = by_subject[subject]
         for i, v in enumerate(rows):
             t = v.threshold
             measured = format_measured(v.measured, t.unit)
@@ -372,7 +396,8 @@ def render(report: Report, console: Console, *, title: str, breached_word: str =
                 verdict = Text("OK", style="green")
             else:
                 verdict = Text("no data", style="dim")
-            table.add_row(Text(agent, style="bold") if i == 0 else "", v.label,
+            table.add_row(*(labels.get(n, "") if i == 0 else "" for n in label_names),
+                          Text(agent, style="bold") if i == 0 else "", v.label,
                           Text(measured, style="dim" if status == NO_DATA else ""), f"{t.comparison} {t.display}",
                           verdict, Text(t.severity, style="red" if t.severity == "critical" and status == BREACHED
                                         else ""), end_section=i == len(rows) - 1)
@@ -387,7 +412,7 @@ def summary_line(report: Report, breached_word: str = "breached") -> str:
     if not report.agents:
         return "no agents found"
     if not breached:
-        return f"all {len(report.agents)} agents within every threshold"
-    parts = [f"{v.agent} {v.label}" + (f" ({v.tool})" if v.tool else "") + f" [{v.threshold.severity}]"
-             for v in breached]
+        return f"all {len(report.subjects)} agents within every threshold"
+    parts = [f"{v.agent}" + "".join(f" {k}={x}" for k, x in v.labels.items()) + f" {v.label}"
+             + (f" ({v.tool})" if v.tool else "") + f" [{v.threshold.severity}]" for v in breached]
     return f"{len(breached)} threshold(s) {breached_word}: " + ", ".join(parts)

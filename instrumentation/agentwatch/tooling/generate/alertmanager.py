@@ -6,8 +6,9 @@
     info              -> null             (nowhere)
     anything else     -> team-chat
 
-Notifications are grouped by alert name and agent; a warning is inhibited while a critical alert fires for
-the same agent (or, for fleet alerts without an agent, for the same alert name: the daily-spend warning
+Notifications are grouped by alert name and agent (and the aggregation labels of thresholds.yaml `queries`,
+e.g. cluster: one notification per agent and cluster); a warning is inhibited while a critical alert fires
+for the same agent (or, for fleet alerts without an agent, for the same alert name: the daily-spend warning
 while its critical twin fires). Only `matchers` syntax is used.
 """
 
@@ -32,6 +33,7 @@ RECEIVERS = (PAGER, CHAT, DEADMAN, NULL)
 
 def config(table: Thresholds) -> dict[str, Any]:
     am = table.alertmanager
+    scope = list(table.queries.aggregation_labels)
     watchdog = table.fleet["watchdog"].alert
     pagerduty: dict[str, Any] = {"routing_key_file": am.pagerduty_routing_key_file}
     if am.pagerduty_url:
@@ -70,7 +72,7 @@ def config(table: Thresholds) -> dict[str, Any]:
     return {
         "route": {
             "receiver": CHAT,
-            "group_by": ["alertname", AGENT],
+            "group_by": ["alertname", *scope, AGENT],
             "group_wait": am.group_wait,
             "group_interval": am.group_interval,
             "repeat_interval": am.repeat_interval,
@@ -86,10 +88,10 @@ def config(table: Thresholds) -> dict[str, Any]:
         "inhibit_rules": [
             {"source_matchers": ['severity="critical"', f'{AGENT}=~".+"'],
              "target_matchers": ['severity="warning"', f'{AGENT}=~".+"'],
-             "equal": [AGENT]},
+             "equal": [*scope, AGENT]},
             {"source_matchers": ['severity="critical"'],
              "target_matchers": ['severity="warning"'],
-             "equal": ["alertname", AGENT]},
+             "equal": ["alertname", *scope, AGENT]},
         ],
         "receivers": [
             {"name": PAGER, "pagerduty_configs": [pagerduty]},
@@ -112,7 +114,7 @@ TEMPLATES = """\
 
 {{ define "agentwatch.title" -}}
 [{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }}
-{{- with .CommonLabels.%(agent)s }} for agent {{ . }}{{ end }}
+{{- with .CommonLabels.%(agent)s }} for agent {{ . }}{{ end }}%(scope)s
 {{- with .CommonLabels.severity }} ({{ . }}){{ end }}
 {{- end }}
 
@@ -146,8 +148,15 @@ Dashboard: {{ template "agentwatch.dashboard_url" . }}
 {{ define "agentwatch.slack.color" -}}
 {{ if eq .Status "resolved" }}good{{ else if eq .CommonLabels.severity "critical" }}danger{{ else }}warning{{ end }}
 {{- end }}
-""" % {"agent": AGENT}
+"""
+
+
+def templates(table: Thresholds) -> str:
+    """The notification templates; the title names the aggregation labels too (e.g. "in cluster=east")."""
+    scope = "".join("\n{{- with .CommonLabels.%s }} %s={{ . }}{{ end }}" % (label, label)
+                    for label in table.queries.aggregation_labels)
+    return TEMPLATES % {"agent": AGENT, "scope": scope}
 
 
 def artifacts(table: Thresholds, header: str) -> dict[str, str]:
-    return {CONFIG_FILE: _yaml.dump(config(table), header), TEMPLATE_FILE: TEMPLATES}
+    return {CONFIG_FILE: _yaml.dump(config(table), header), TEMPLATE_FILE: templates(table)}

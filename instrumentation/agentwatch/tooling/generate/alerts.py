@@ -59,13 +59,36 @@ def _groups(prefix: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- recording rules ------------------------------------------------------------------------------------
+def label_var(label: str) -> str:
+    """A label of the alert, as a dashboard URL variable."""
+    return "{{ $labels.%s | urlquery }}" % label
+
+
+def dashboard_vars(table: Thresholds, per_agent: bool = True) -> dict[str, str]:
+    """The dashboard variables an alert's link sets: the scope's labels (one variable each) and the agent."""
+    out = {label: label_var(label) for label in table.queries.aggregation_labels}
+    if per_agent:
+        out["agent"] = AGENT_VAR
+    return out
+
+
+def scope_text(table: Thresholds) -> str:
+    """The {scope} placeholder of a description: the alert's aggregation labels, e.g.
+    " (cluster={{ $labels.cluster }})"; empty without them."""
+    labels = table.queries.aggregation_labels
+    if not labels:
+        return ""
+    return " (" + ", ".join("%s={{ $labels.%s }}" % (label, label) for label in labels) + ")"
+
+
 def recording_rules(table: Thresholds) -> dict[str, list[q.Rule]]:
     """The recording rules by group: per agent, per agent and tool, per provider and fleet-wide."""
+    scope = q.Scope.of(table)
     agents: list[q.Rule] = []
     tools: list[q.Rule] = []
 
     def add(rules: list[q.Rule], name_of: Callable[[str], str], window: str) -> None:
-        rule = q.recording_rule(name_of, window)
+        rule = scope.recording_rule(name_of, window)
         if rule.record not in {r.record for r in rules}:
             rules.append(rule)
 
@@ -79,7 +102,7 @@ def recording_rules(table: Thresholds) -> dict[str, list[q.Rule]]:
     provider = table.fleet["provider_errors"]
     add(fleet, q.provider_calls_rate, provider.window or "5m")
     add(fleet, q.provider_error_ratio, provider.window or "5m")
-    fleet.append(q.Rule(q.spend(), q.expr_spend()))
+    fleet.append(q.Rule(q.spend(), scope.spend()))
     return {"agentwatch-agents.rules": agents, "agentwatch-tools.rules": tools, "agentwatch-fleet.rules": fleet}
 
 
@@ -99,29 +122,30 @@ def _links(table: Thresholds, alert: Threshold | FleetAlert, dashboard: str | No
 
 
 def signal_alert(table: Thresholds, threshold: Threshold) -> dict[str, Any]:
-    series, guard, labels = q.SIGNAL_SERIES[threshold.signal]
+    series, guard, _ = q.SIGNAL_SERIES[threshold.signal]
     window = threshold.window
     expr = (f"{series(window)} {threshold.comparison} {q.num(threshold.value)}\n"
-            f"and on ({labels})\n{guard(window)} > 0\n")
+            f"and on ({q.Scope.of(table).signal_on(threshold.signal)})\n{guard(window)} > 0\n")
     where = f"signal {threshold.signal!r}"
     description = fill(threshold.description_template, where, threshold=threshold.display, window=window,
-                       **{"for": threshold.for_}, alert=threshold.alert)
+                       **{"for": threshold.for_}, alert=threshold.alert, scope=scope_text(table))
     dashboard = "tools" if threshold.signal == "tool_error_rate" else "agents"
     return _alert(threshold.alert, expr, threshold.for_, threshold.severity,
                   {"summary": threshold.summary, "description": description,
-                   **_links(table, threshold, dashboard, agent=AGENT_VAR)})
+                   **_links(table, threshold, dashboard, **dashboard_vars(table))})
 
 
 def fleet_alerts(table: Thresholds) -> list[dict[str, Any]]:
+    scope = q.Scope.of(table)
     rules = []
     absent = table.fleet["telemetry_absent"]
     where = "fleet alert 'telemetry_absent'"
     window = absent.window or "1d"
-    rules.append(_alert(absent.alert, q.expr_telemetry_absent(window), absent.for_, absent.severity, {
+    rules.append(_alert(absent.alert, scope.telemetry_absent(window), absent.for_, absent.severity, {
         "summary": absent.summary,
         "description": fill(absent.description_template, where, window=window, **{"for": absent.for_},
-                            alert=absent.alert),
-        **_links(table, absent, "agents", agent=AGENT_VAR),
+                            alert=absent.alert, scope=scope_text(table)),
+        **_links(table, absent, "agents", **dashboard_vars(table)),
     }))
 
     provider = table.fleet["provider_errors"]
@@ -129,12 +153,13 @@ def fleet_alerts(table: Thresholds) -> list[dict[str, Any]]:
     window = provider.window or "5m"
     value = provider.value if provider.value is not None else 0.95
     expr = (f"{q.provider_error_ratio(window)} {provider.comparison or '>'} {q.num(value)}\n"
-            f"and on ({q.PROVIDER})\n{q.provider_calls_rate(window)} > 0\n")
+            f"and on ({scope.by(q.PROVIDER)})\n{q.provider_calls_rate(window)} > 0\n")
     rules.append(_alert(provider.alert, expr, provider.for_, provider.severity, {
         "summary": provider.summary,
         "description": fill(provider.description_template, where, threshold=format_value(value, "ratio"),
-                            window=window, **{"for": provider.for_}, alert=provider.alert),
-        **_links(table, provider, "llm"),
+                            window=window, **{"for": provider.for_}, alert=provider.alert,
+                            scope=scope_text(table)),
+        **_links(table, provider, "llm", **dashboard_vars(table, per_agent=False)),
     }))
 
     spend = table.fleet["daily_spend"]
