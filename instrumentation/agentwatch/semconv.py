@@ -204,3 +204,17 @@ ENV_ES_PASSWORD_FILE: Final = "AGENTWATCH_ES_PASSWORD_FILE"
 ENV_ES_CA_CERTS: Final = "AGENTWATCH_ES_CA_CERTS"
 ENV_ES_VERIFY_CERTS: Final = "AGENTWATCH_ES_VERIFY_CERTS"  # true (default) | false
 ENV_ES_QUEUE_SIZE: Final = "AGENTWATCH_ES_QUEUE_SIZE"
+
+# --- Resource marker and the collector components (otelcol-agentwatch) -----------------------------------
+# A process running the agentwatch Python package sets this RESOURCE attribute (bool true): its metrics were
+# emitted in-process, so the collector's agentwatch connector makes none from its spans (no double counting
+# when a fleet mixes Python and other agents). The agentwatch processor still prices its spans lacking cost.
+AGENTWATCH_RESOURCE_METRICS_IN_PROCESS: Final = "agentwatch.metrics.in_process"
+# The collector components' own telemetry (the collector's internal metrics, :8888).
+METRIC_COLLECTOR_PRICED_SPANS: Final = "agentwatch.collector.priced_spans"
+METRIC_COLLECTOR_UNPRICED_SPANS: Final = "agentwatch.collector.unpriced_spans"
+METRIC_COLLECTOR_EVICTED_TRACES: Final = "agentwatch.collector.evicted_traces"
+METRIC_COLLECTOR_TRACES_IN_FLIGHT: Final = "agentwatch.collector.traces_in_flight"
+METRIC_COLLECTOR_SPANS_IN_FLIGHT: Final = "agentwatch.collector.spans_in_flight"
+UNIT_SPAN: Final = "{span}"
+UNIT_TRACE: Final = "{trace}"
