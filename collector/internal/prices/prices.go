@@ -45,11 +45,11 @@ type entry struct {
 
 // priceSet is one conditional price of a model; entry nil means unpriced.
 type priceSet struct {
-	startDate  string // "YYYY-MM-DD" (UTC), "" when none
-	timed      bool
-	startS     float64 // time-of-day window in UTC seconds
-	endS       float64
-	entry      *entry
+	startDate string // "YYYY-MM-DD" (UTC), "" when none
+	timed     bool
+	startS    float64 // time-of-day window in UTC seconds
+	endS      float64
+	entry     *entry
 }
 
 type model struct {
@@ -198,8 +198,8 @@ func parsePriceSet(j jsonPrice) (priceSet, error) {
 		return ps, nil
 	}
 	var raw struct {
-		Starts []int64          `json:"starts"`
-		Rates  json.RawMessage  `json:"rates"`
+		Starts []int64         `json:"starts"`
+		Rates  json.RawMessage `json:"rates"`
 	}
 	if err := json.Unmarshal(j.Entry, &raw); err != nil {
 		return ps, err
