@@ -15,8 +15,10 @@ OP_CHAT: Final = "chat"
 OP_EMBEDDINGS: Final = "embeddings"
 OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_GENERATE_CONTENT: Final = "generate_content"
 # The inference operations: a span with one of these is an LLM call (a "step" of an agent run).
-INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, "text_completion", "generate_content", OP_EMBEDDINGS})
+INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT, OP_EMBEDDINGS})
 
 PROVIDER_OPENAI: Final = "openai"
 PROVIDER_ANTHROPIC: Final = "anthropic"
@@ -58,6 +60,8 @@ LEGACY_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 LEGACY_USAGE_CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
 LEGACY_USAGE_CACHE_CREATION_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
 LEGACY_LLM_REQUEST_TYPE: Final = "llm.request.type"
+# The operation an older instrumentation's `llm.request.type` value implies.
+LEGACY_LLM_REQUEST_TYPES: Final = {"chat": OP_CHAT, "completion": OP_TEXT_COMPLETION, "embedding": OP_EMBEDDINGS}
 LEGACY_USAGE_REASONING_TOKENS: Final = ("gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"

@@ -112,7 +112,9 @@ const MetricPricingUnpricedCalls = "agentwatch.pricing.unpriced_calls"
 const OpChat = "chat"
 const OpEmbeddings = "embeddings"
 const OpExecuteTool = "execute_tool"
+const OpGenerateContent = "generate_content"
 const OpInvokeAgent = "invoke_agent"
+const OpTextCompletion = "text_completion"
 const PromAgentCost = "agentwatch_agent_cost_USD"
 const PromAgentTokenUsage = "agentwatch_agent_token_usage"
 const PromAlerts = "ALERTS"
@@ -155,6 +157,9 @@ var InferenceOperations = []string{"chat", "embeddings", "generate_content", "te
 var LegacyUsageReasoningTokens = []string{"gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens"}
 var PromCounters = []string{"agentwatch_llm_cost_USD_total", "agentwatch_pricing_unpriced_calls_total"}
 var PromHistograms = []string{"gen_ai_client_token_usage", "gen_ai_client_operation_duration_seconds", "gen_ai_client_operation_time_to_first_chunk_seconds", "gen_ai_invoke_agent_duration_seconds", "gen_ai_invoke_agent_inference_calls", "gen_ai_invoke_agent_tool_calls", "gen_ai_execute_tool_duration_seconds", "agentwatch_agent_cost_USD", "agentwatch_agent_token_usage"}
+
+// String maps of semconv.py.
+var LegacyLLMRequestTypes = map[string]string{"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
 
 // Semantic-convention advisory buckets of semconv.py.
 var AgentCostBuckets = []float64{0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 2.5, 5.0, 10.0, 50.0}

@@ -41,7 +41,6 @@ _log = logging.getLogger("agentwatch")
 ROOT_SPAN_MODES = ("off", "server", "all")
 DEFAULT_RUN_TTL_S = 3600.0
 _SWEEP_EVERY = 4096
-_LEGACY_REQUEST_TYPES = {"chat": sc.OP_CHAT, "completion": "text_completion", "embedding": sc.OP_EMBEDDINGS}
 
 
 def _root_mode() -> str:
@@ -66,7 +65,7 @@ def operation_of(attributes: Any) -> str | None:
     """gen_ai.operation.name, or the operation an older instrumentation's `llm.request.type` implies."""
     op = attributes.get(sc.GEN_AI_OPERATION_NAME)
     if op is None:
-        op = _LEGACY_REQUEST_TYPES.get(attributes.get(sc.LEGACY_LLM_REQUEST_TYPE))
+        op = sc.LEGACY_LLM_REQUEST_TYPES.get(attributes.get(sc.LEGACY_LLM_REQUEST_TYPE))
     return op
 
 

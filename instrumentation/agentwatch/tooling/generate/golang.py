@@ -86,6 +86,7 @@ def semconv_go(table: Thresholds) -> str:
     string_lists: list[tuple[str, list[str]]] = []
     number_lists: list[tuple[str, tuple[float, ...]]] = []
     numbers: list[tuple[str, int]] = []
+    maps: list[tuple[str, dict[str, str]]] = []
     for name in dir(sc):
         if not name.isupper() or name.startswith("_"):
             continue
@@ -100,6 +101,8 @@ def semconv_go(table: Thresholds) -> str:
             string_lists.append((name, sorted(value) if isinstance(value, frozenset) else list(value)))
         elif isinstance(value, tuple) and value and all(isinstance(v, (int, float)) for v in value):
             number_lists.append((name, value))
+        elif isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            maps.append((name, dict(sorted(value.items()))))
     lines.append("// Names, units and attribute values (semconv.py constants of the same name).")
     for name, value in strings:
         lines.append(f"const {go_name(name)} = {_go_string(value)}")
@@ -111,6 +114,11 @@ def semconv_go(table: Thresholds) -> str:
     lines.append("// String sets and lists of semconv.py (sets sorted).")
     for name, values in string_lists:
         lines.append(f"var {go_name(name)} = []string{{{', '.join(_go_string(v) for v in values)}}}")
+    lines.append("")
+    lines.append("// String maps of semconv.py.")
+    for name, mapping in maps:
+        items = ", ".join(f"{_go_string(k)}: {_go_string(v)}" for k, v in mapping.items())
+        lines.append(f"var {go_name(name)} = map[string]string{{{items}}}")
     lines.append("")
     lines.append("// Semantic-convention advisory buckets of semconv.py.")
     for name, values in number_lists:
