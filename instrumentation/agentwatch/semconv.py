@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
+# The instrumentation scope of everything agentwatch emits (tracer, meter, logger), in Python and in the
+# collector's agentwatch connector alike (Prometheus labels the series with it: otel_scope_name).
+SCOPE_NAME: Final = "agentwatch"
+
 # --- Span and operation names -------------------------------------------------------------------------
 OP_CHAT: Final = "chat"
 OP_EMBEDDINGS: Final = "embeddings"
@@ -63,6 +67,12 @@ LEGACY_LLM_REQUEST_TYPE: Final = "llm.request.type"
 # The operation an older instrumentation's `llm.request.type` value implies.
 LEGACY_LLM_REQUEST_TYPES: Final = {"chat": OP_CHAT, "completion": OP_TEXT_COMPLETION, "embedding": OP_EMBEDDINGS}
 LEGACY_USAGE_REASONING_TOKENS: Final = ("gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")
+SERVICE_NAME: Final = "service.name"
+SERVICE_NAMESPACE: Final = "service.namespace"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+# The attribute of the one series an OTel SDK (and the collector's agentwatch connector) folds the
+# points past a metric's cardinality limit into.
+OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"

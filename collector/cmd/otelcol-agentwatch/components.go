@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/agentwatch/agentwatch/collector/connector/agentwatchconnector"
 	"github.com/agentwatch/agentwatch/collector/processor/agentwatchprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
@@ -74,7 +75,9 @@ func components() (otelcol.Factories, error) {
 	); err != nil {
 		return f, err
 	}
-	if f.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](); err != nil {
+	if f.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
+		agentwatchconnector.NewFactory(),
+	); err != nil {
 		return f, err
 	}
 	return f, nil
