@@ -72,6 +72,17 @@ type attr struct {
 
 func str(k, v string) attr { return attr{k: k, s: v} }
 
+// labels is an attribute set with its series key, built once and shared by every point recorded with it.
+type labels struct {
+	attrs []attr
+	key   string
+}
+
+func mkLabels(attrs ...attr) *labels {
+	var b strings.Builder
+	return &labels{attrs: attrs, key: attrKey(&b, attrs)}
+}
+
 type point struct {
 	attrs    []attr
 	start    pcommon.Timestamp
@@ -98,10 +109,30 @@ type aggregator struct {
 	maxSeries int
 	maxRes    int
 	keyBuf    strings.Builder
+	runLabels map[runLabelKey]*labels // agent / agent+tool(+error) label sets, bounded
+}
+
+type runLabelKey struct {
+	agent, tool, errType string
+	isTool, hasDuration  bool
 }
 
 func newAggregator(maxSeries, maxResources int) *aggregator {
-	return &aggregator{resources: map[string]*resState{}, maxSeries: maxSeries, maxRes: maxResources}
+	return &aggregator{resources: map[string]*resState{}, maxSeries: maxSeries, maxRes: maxResources,
+		runLabels: map[runLabelKey]*labels{}}
+}
+
+// runLabelsOf interns the label set of a run or tool metric (caller holds mu).
+func (a *aggregator) runLabelsOf(k runLabelKey, build func() []attr) *labels {
+	if l := a.runLabels[k]; l != nil {
+		return l
+	}
+	if len(a.runLabels) >= labelCacheSize {
+		a.runLabels = map[runLabelKey]*labels{}
+	}
+	l := mkLabels(build()...)
+	a.runLabels[k] = l
+	return l
 }
 
 func attrKey(b *strings.Builder, attrs []attr) string {
@@ -121,7 +152,15 @@ func attrKey(b *strings.Builder, attrs []attr) string {
 
 // resource returns the state for a resource identity (service name, namespace, instance), folding
 // resources past the limit into one `_OTHER` service.
-func (a *aggregator) resource(res []attr) *resState {
+func (a *aggregator) resource(id *resIdentity) *resState {
+	if id.state != nil {
+		return id.state
+	}
+	id.state = a.resourceOf(id.attrs)
+	return id.state
+}
+
+func (a *aggregator) resourceOf(res []attr) *resState {
 	key := attrKey(&a.keyBuf, res)
 	r := a.resources[key]
 	if r == nil {
@@ -142,10 +181,9 @@ func (a *aggregator) resource(res []attr) *resState {
 }
 
 // record adds one value (a histogram observation or a sum increment) to a series; caller holds mu.
-func (a *aggregator) record(r *resState, m int, attrs []attr, v float64, now pcommon.Timestamp) {
+func (a *aggregator) record(r *resState, m int, l *labels, v float64, now pcommon.Timestamp) {
 	st := &r.metrics[m]
-	key := attrKey(&a.keyBuf, attrs)
-	p := st.points[key]
+	p := st.points[l.key]
 	if p == nil {
 		if len(st.points) >= a.maxSeries {
 			if st.overflow == nil {
@@ -153,8 +191,8 @@ func (a *aggregator) record(r *resState, m int, attrs []attr, v float64, now pco
 			}
 			p = st.overflow
 		} else {
-			p = a.newPoint(m, append([]attr(nil), attrs...), now)
-			st.points[key] = p
+			p = a.newPoint(m, l.attrs, now)
+			st.points[l.key] = p
 		}
 	}
 	def := &metricDefs[m]

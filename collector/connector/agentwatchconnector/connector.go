@@ -65,6 +65,7 @@ type spanRec struct {
 // resIdentity is a resource as the metrics carry it: service name, namespace and instance id.
 type resIdentity struct {
 	attrs []attr
+	state *resState // its aggregator state, set on first use (under the aggregator's lock)
 }
 
 type traceBuf struct {

@@ -86,7 +86,7 @@ func traces(service string, inProcess bool, traceNo int, spans ...sp) ptrace.Tra
 	}
 	ss := rs.ScopeSpans().AppendEmpty()
 	var tid [16]byte
-	tid[0], tid[1], tid[15] = byte(traceNo>>8), byte(traceNo), 1
+	tid[0], tid[1], tid[2], tid[3], tid[15] = byte(traceNo>>24), byte(traceNo>>16), byte(traceNo>>8), byte(traceNo), 1
 	for _, s := range spans {
 		span := ss.Spans().AppendEmpty()
 		span.SetTraceID(tid)

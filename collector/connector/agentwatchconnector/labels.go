@@ -9,11 +9,11 @@ import (
 
 // callLabels are the attribute sets of one kind of LLM call, as telemetry.py MetricLabels builds them.
 type callLabels struct {
-	call       []attr // operation duration: with error.type
-	input      []attr // token usage, gen_ai.token.type=input
-	output     []attr
-	price      []attr // cost and unpriced counters: provider, request and response model
-	embeddings bool   // no output-token point for embeddings, as in Python
+	call       *labels // operation duration: with error.type
+	input      *labels // token usage, gen_ai.token.type=input
+	output     *labels
+	price      *labels // cost and unpriced counters: provider, request and response model
+	embeddings bool    // no output-token point for embeddings, as in Python
 }
 
 type callKey struct {
@@ -73,17 +73,18 @@ func (l *labelSet) call(c genai.Call, attrs pcommon.Map, errType string) *callLa
 		}
 	}
 	cl := &callLabels{embeddings: k.op == sc.OpEmbeddings}
-	cl.call = append([]attr(nil), base...)
+	call := append([]attr(nil), base...)
 	if errType != "" {
-		cl.call = append(cl.call, str(sc.ErrorType, errType))
+		call = append(call, str(sc.ErrorType, errType))
 	}
-	cl.input = append(append([]attr(nil), base...), str(sc.GenAITokenType, sc.TokenTypeInput))
-	cl.output = append(append([]attr(nil), base...), str(sc.GenAITokenType, sc.TokenTypeOutput))
+	cl.call = mkLabels(call...)
+	cl.input = mkLabels(append(append([]attr(nil), base...), str(sc.GenAITokenType, sc.TokenTypeInput))...)
+	cl.output = mkLabels(append(append([]attr(nil), base...), str(sc.GenAITokenType, sc.TokenTypeOutput))...)
 	response := k.response
 	if response == "" {
 		response = k.request
 	}
-	cl.price = []attr{str(sc.GenAIProviderName, k.provider), str(sc.GenAIRequestModel, k.request), str(sc.GenAIResponseModel, response)}
+	cl.price = mkLabels(str(sc.GenAIProviderName, k.provider), str(sc.GenAIRequestModel, k.request), str(sc.GenAIResponseModel, response))
 	l.calls[k] = cl
 	return cl
 }

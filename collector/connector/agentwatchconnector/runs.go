@@ -227,7 +227,7 @@ func (c *agentwatchConnector) resolve(spans []spanRec, ctx []spanCtx, runs *[]ru
 
 // callMetrics are one LLM call's gen_ai.client.* points and its cost or unpriced count.
 func (c *agentwatchConnector) callMetrics(s *spanRec, usage bool, cost float64, known bool, now pcommon.Timestamp) {
-	r := c.agg.resource(s.res.attrs)
+	r := c.agg.resource(s.res)
 	l := s.call.labels
 	if c.cfg.ClientMetrics {
 		c.agg.record(r, mOperationDuration, l.call, float64(s.durNs)/1e9, now)
@@ -263,11 +263,18 @@ func (c *agentwatchConnector) toolEnded(spans []spanRec, s *spanRec, x *spanCtx,
 	if s.flags&fInProcess != 0 {
 		return
 	}
-	attrs := []attr{str(sc.GenAIAgentName, spans[runs[x.run].span].name), str(sc.GenAIToolName, s.name)}
+	agent, errType := spans[runs[x.run].span].name, ""
 	if failed {
-		attrs = append(attrs, str(sc.ErrorType, s.errType))
+		errType = s.errType
 	}
-	c.agg.record(c.agg.resource(s.res.attrs), mToolDuration, attrs, float64(s.durNs)/1e9, now)
+	l := c.agg.runLabelsOf(runLabelKey{agent: agent, tool: s.name, errType: errType, isTool: true}, func() []attr {
+		attrs := []attr{str(sc.GenAIAgentName, agent), str(sc.GenAIToolName, s.name)}
+		if failed {
+			attrs = append(attrs, str(sc.ErrorType, errType))
+		}
+		return attrs
+	})
+	c.agg.record(c.agg.resource(s.res), mToolDuration, l, float64(s.durNs)/1e9, now)
 }
 
 // runEnded records the run metrics of one run (Python: _run_ended).
@@ -276,11 +283,13 @@ func (c *agentwatchConnector) runEnded(spans []spanRec, ra *runAgg, now pcommon.
 	if s.flags&fInProcess != 0 {
 		return
 	}
-	r := c.agg.resource(s.res.attrs)
-	agent := []attr{str(sc.GenAIAgentName, s.name)}
+	r := c.agg.resource(s.res)
+	agent := c.agg.runLabelsOf(runLabelKey{agent: s.name}, func() []attr { return []attr{str(sc.GenAIAgentName, s.name)} })
 	duration := agent
 	if s.flags&fError != 0 {
-		duration = []attr{agent[0], str(sc.ErrorType, s.errType)}
+		duration = c.agg.runLabelsOf(runLabelKey{agent: s.name, errType: s.errType, hasDuration: true}, func() []attr {
+			return []attr{str(sc.GenAIAgentName, s.name), str(sc.ErrorType, s.errType)}
+		})
 	}
 	c.agg.record(r, mRunDuration, duration, float64(s.durNs)/1e9, now)
 	c.agg.record(r, mRunInferenceCalls, agent, float64(ra.inferenceCalls), now)
