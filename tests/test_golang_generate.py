@@ -11,9 +11,9 @@ import pytest
 from genai_prices import data_snapshot
 
 from agentwatch import pricing, semconv as sc, thresholds
-from agentwatch.generate import golang
+from agentwatch.tooling.generate import golang
 
-from alerting import REPO
+from support.alerting import REPO
 
 
 @pytest.fixture(scope="module")

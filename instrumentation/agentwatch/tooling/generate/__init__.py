@@ -27,7 +27,7 @@ DEPLOY_OWNED = (("deploy/kubernetes/base/generated", "*.yaml"), ("deploy/kuberne
                 ("deploy/kubernetes/base/generated/dashboards", "*.json"),
                 ("deploy/kubernetes/base/generated/alertmanager", "*.tmpl"),
                 ("deploy/kubernetes/components/remote-write", "gateway-*.yaml"))
-# The Go components' registry (names, price table, parity data): see generate/golang.py.
+# The Go components' registry (names, price table, parity data): see tooling/generate/golang.py.
 GOLANG_OWNED = (("collector/internal/semconv", "*_gen.go"), ("collector/internal/prices", "*_gen.json"),
                 ("collector/internal/prices/testdata", "*_gen.json"))
 OWNED = ALERTS_OWNED + DASHBOARDS_OWNED + COLLECTOR_OWNED + DEPLOY_OWNED + GOLANG_OWNED
