@@ -175,6 +175,13 @@ PROM_ALERTS: Final = "ALERTS"
 LOG_EVENT_LLM_CALL: Final = "gen_ai.client.inference"
 LOG_EVENT_AGENT_RUN: Final = "gen_ai.invoke_agent"
 LOG_EVENT_TOOL_CALL: Final = "gen_ai.execute_tool"
+# ECS fields of every record (the JSON-lines writer, the Elasticsearch handler and the collector's
+# elasticsearch exporter write them; `agentwatch logs` reads them).
+ECS_TIMESTAMP: Final = "@timestamp"
+ECS_MESSAGE: Final = "message"
+ECS_LOG_LEVEL: Final = "log.level"
+ECS_TRACE_ID: Final = "trace.id"
+ECS_SPAN_ID: Final = "span.id"
 
 # --- Configuration environment variables ----------------------------------------------------------------
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/agentwatch/agentwatch/collector/connector/agentwatchconnector"
+	"github.com/agentwatch/agentwatch/collector/exporter/elasticsearchexporter"
 	"github.com/agentwatch/agentwatch/collector/processor/agentwatchprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
@@ -72,6 +73,7 @@ func components() (otelcol.Factories, error) {
 		loadbalancingexporter.NewFactory(),
 		prometheusexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
+		elasticsearchexporter.NewFactory(), // agentwatch's own: the contrib module is not served here
 	); err != nil {
 		return f, err
 	}
