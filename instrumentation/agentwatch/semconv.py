@@ -70,6 +70,8 @@ LEGACY_USAGE_REASONING_TOKENS: Final = ("gen_ai.usage.reasoning_tokens", "llm.us
 SERVICE_NAME: Final = "service.name"
 SERVICE_NAMESPACE: Final = "service.namespace"
 SERVICE_INSTANCE_ID: Final = "service.instance.id"
+HOST_NAME: Final = "host.name"
+OS_TYPE: Final = "os.type"
 # The attribute of the one series an OTel SDK (and the collector's agentwatch connector) folds the
 # points past a metric's cardinality limit into.
 OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"
@@ -184,6 +186,7 @@ ECS_TRACE_ID: Final = "trace.id"
 ECS_SPAN_ID: Final = "span.id"
 
 # --- Configuration environment variables ----------------------------------------------------------------
+ENV_OTEL_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ENV_CONTENT_MAX_LENGTH: Final = "AGENTWATCH_CONTENT_MAX_LENGTH"
 ENV_STREAM_USAGE: Final = "AGENTWATCH_STREAM_USAGE"

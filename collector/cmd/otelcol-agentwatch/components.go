@@ -4,6 +4,7 @@ import (
 	"github.com/agentwatch/agentwatch/collector/connector/agentwatchconnector"
 	"github.com/agentwatch/agentwatch/collector/exporter/elasticsearchexporter"
 	"github.com/agentwatch/agentwatch/collector/processor/agentwatchprocessor"
+	"github.com/agentwatch/agentwatch/collector/processor/resourcedetectionprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
@@ -62,6 +63,7 @@ func components() (otelcol.Factories, error) {
 		spanprocessor.NewFactory(),
 		resourceprocessor.NewFactory(),
 		redactionprocessor.NewFactory(),
+		resourcedetectionprocessor.NewFactory(), // agentwatch's own env + system detectors
 	); err != nil {
 		return f, err
 	}

@@ -26,7 +26,7 @@ func TestComponents(t *testing.T) {
 	}
 	want := map[string][]string{
 		"receiver":  {"otlp"},
-		"processor": {"memory_limiter", "batch", "tail_sampling", "transform", "filter", "attributes", "span", "resource", "redaction", "agentwatch"},
+		"processor": {"memory_limiter", "batch", "tail_sampling", "transform", "filter", "attributes", "span", "resource", "redaction", "resourcedetection", "agentwatch"},
 		"exporter":  {"otlp_grpc", "otlp_http", "load_balancing", "prometheus", "prometheus_remote_write", "debug", "file", "elasticsearch"},
 		"extension": {"health_check", "pprof", "zpages"},
 		"connector": {"agentwatch"},
