@@ -81,7 +81,7 @@ func freePort(t *testing.T) int {
 
 // The distribution starts with a minimal config and runs a semconv-only trace (OTLP/HTTP JSON, as the
 // JavaScript and Go SDKs send it) through the agentwatch processor and connector: the LLM span comes out
-// priced and the run metrics come out of the connector.
+// priced, the run span with its totals (the traces route) and the run metrics out of the connector.
 func TestStartsAndRunsATrace(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
@@ -119,7 +119,10 @@ service:
     traces:
       receivers: [otlp]
       processors: [memory_limiter, agentwatch, batch]
-      exporters: [agentwatch, file/traces]
+      exporters: [agentwatch]
+    traces/decided:
+      receivers: [agentwatch]
+      exporters: [file/traces]
     metrics:
       receivers: [agentwatch]
       exporters: [file/metrics]
@@ -185,7 +188,7 @@ service:
 		data, _ := os.ReadFile(path)
 		t.Fatalf("%s lacks %v:\n%.2000s", filepath.Base(path), want, data)
 	}
-	wait(tracesOut, `"`+sc.AgentwatchCostUSD+`"`)
+	wait(tracesOut, `"`+sc.AgentwatchCostUSD+`"`, `"`+sc.GenAIInvokeAgentInferenceCallsAttr+`"`)
 	wait(metricsOut, sc.MetricInvokeAgentDuration, sc.MetricInvokeAgentInferenceCalls, sc.MetricAgentCost,
 		sc.MetricLLMCost, sc.MetricClientTokenUsage, `"support"`)
 	col.Shutdown()

@@ -45,7 +45,7 @@ func BenchmarkConnectorMemory(b *testing.B) {
 		cfg.DecisionWait = time.Hour
 		cfg.MaxTraces = runs
 		cfg.MaxSpans = 10 * runs
-		c, err := newConnector(cfg, componenttest.NewNopTelemetrySettings(), new(consumertest.MetricsSink))
+		c, err := newConnector(cfg, componenttest.NewNopTelemetrySettings(), new(consumertest.MetricsSink), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -14,6 +14,12 @@
 // max_traces and max_spans; a trace pushed out early still gives its per-call and tool metrics, but no run
 // metrics (they could be incomplete), and is counted in agentwatch.collector.evicted_traces.
 //
+// Used as a traces -> traces connector too (as an exporter of one traces pipeline and the receiver of
+// another), it passes every span on once its trace is decided, with each run's totals on its invoke_agent
+// span as the Python processor writes them (inference and tool calls, tool errors, tokens,
+// agentwatch.usage.cost_usd, cost_unknown), so a tail sampler after it keeps a run over $1 whatever
+// language the agent is in. An evicted trace goes on without totals; no span is dropped.
+//
 // Spans of a resource with agentwatch.metrics.in_process=true (a process running the agentwatch Python
 // package, which emitted these metrics itself) make no metrics here; they still count for an enclosing run
 // of another process.

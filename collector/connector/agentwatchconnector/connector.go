@@ -71,16 +71,18 @@ type resIdentity struct {
 type traceBuf struct {
 	id         pcommon.TraceID
 	spans      []spanRec
+	raw        ptrace.Traces // the spans themselves, kept only when the traces are routed through
 	last       time.Time
 	prev, next *traceBuf
 }
 
 type agentwatchConnector struct {
-	cfg    *Config
-	logger *zap.Logger
-	next   consumer.Metrics
-	book   *prices.PriceBook
-	clock  func() time.Time
+	cfg        *Config
+	logger     *zap.Logger
+	next       consumer.Metrics // the traces -> metrics instance
+	nextTraces consumer.Traces  // the traces -> traces instance: spans go on, run totals on invoke_agent
+	book       *prices.PriceBook
+	clock      func() time.Time
 
 	mu         sync.Mutex
 	traces     map[pcommon.TraceID]*traceBuf
@@ -99,22 +101,23 @@ type agentwatchConnector struct {
 	shutdown sync.Once
 }
 
-func newConnector(cfg *Config, tel component.TelemetrySettings, next consumer.Metrics) (*agentwatchConnector, error) {
+func newConnector(cfg *Config, tel component.TelemetrySettings, next consumer.Metrics, nextTraces consumer.Traces) (*agentwatchConnector, error) {
 	book, err := prices.NewDefault(cfg.PricesFile)
 	if err != nil {
 		return nil, err
 	}
 	c := &agentwatchConnector{
-		cfg:       cfg,
-		logger:    tel.Logger,
-		next:      next,
-		book:      book,
-		clock:     time.Now,
-		traces:    map[pcommon.TraceID]*traceBuf{},
-		labels:    newLabelSet(cfg.LabelLimit),
-		resources: map[string]*resIdentity{},
-		agg:       newAggregator(cfg.MaxSeries, cfg.LabelLimit),
-		stop:      make(chan struct{}),
+		cfg:        cfg,
+		logger:     tel.Logger,
+		next:       next,
+		nextTraces: nextTraces,
+		book:       book,
+		clock:      time.Now,
+		traces:     map[pcommon.TraceID]*traceBuf{},
+		labels:     newLabelSet(cfg.LabelLimit),
+		resources:  map[string]*resIdentity{},
+		agg:        newAggregator(cfg.MaxSeries, cfg.LabelLimit),
+		stop:       make(chan struct{}),
 	}
 	meter := tel.MeterProvider.Meter(scopeName)
 	if c.evicted, err = meter.Int64Counter(sc.MetricCollectorEvictedTraces, metric.WithUnit(sc.UnitTrace),
@@ -213,6 +216,7 @@ func (c *agentwatchConnector) ConsumeTraces(_ context.Context, td ptrace.Traces)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
+			var copies map[*traceBuf]ptrace.SpanSlice // this scope's spans, per trace, when routed
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
 				t := c.traces[span.TraceID()]
@@ -229,6 +233,26 @@ func (c *agentwatchConnector) ConsumeTraces(_ context.Context, td ptrace.Traces)
 				c.append(t)
 				t.spans = append(t.spans, c.record(span, res, inProcess))
 				c.spans++
+				if c.nextTraces != nil {
+					if copies == nil {
+						copies = map[*traceBuf]ptrace.SpanSlice{}
+					}
+					dst, ok := copies[t]
+					if !ok {
+						if t.raw == (ptrace.Traces{}) {
+							t.raw = ptrace.NewTraces()
+						}
+						rsCopy := t.raw.ResourceSpans().AppendEmpty()
+						rs.Resource().CopyTo(rsCopy.Resource())
+						rsCopy.SetSchemaUrl(rs.SchemaUrl())
+						ssCopy := rsCopy.ScopeSpans().AppendEmpty()
+						sss.At(j).Scope().CopyTo(ssCopy.Scope())
+						ssCopy.SetSchemaUrl(sss.At(j).SchemaUrl())
+						dst = ssCopy.Spans()
+						copies[t] = dst
+					}
+					span.CopyTo(dst.AppendEmpty())
+				}
 			}
 		}
 	}
@@ -382,6 +406,9 @@ func (c *agentwatchConnector) decideIdle() {
 
 // flush sends the cumulative metrics on.
 func (c *agentwatchConnector) flush(ctx context.Context) error {
+	if c.next == nil {
+		return nil
+	}
 	md, n := c.agg.export(pcommon.NewTimestampFromTime(c.clock()))
 	if n == 0 {
 		return nil

@@ -660,3 +660,98 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// The traces -> traces route: spans pass on once decided, each run's totals on its invoke_agent span
+// (as the Python processor writes them), so a tail sampler downstream sees a run's cost.
+func TestTracesRouteWritesRunTotals(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.DecisionWait = time.Second
+	cfg.MaxTraces = 3
+	sink := new(consumertest.TracesSink)
+	conn, err := NewFactory().CreateTracesToTraces(context.Background(), connectortest.NewNopSettings(typeStr), cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := conn.(*agentwatchConnector)
+	now := epoch
+	c.clock = func() time.Time { return now }
+	send := func(td ptrace.Traces) {
+		if err := c.ConsumeTraces(context.Background(), td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(traces("ts-agent", false, 1,
+		chat(2, 1, "gpt-4o", 1000, 500, 0, 1).with(sc.AgentwatchCostUSD, 0.75),
+		chat(3, 1, "gpt-4o", 1000, 500, 1, 2).with(sc.AgentwatchCostUSD, 0.5).with(sc.GenAIUsageCacheReadInputTokens, 100),
+		tool(4, 1, "search", true, 2, 3),
+	))
+	send(traces("ts-agent", false, 1, run(1, 0, "support", 0, 4)))
+	send(traces("ts-agent", false, 2, run(1, 0, "unpriced", 0, 4), chat(2, 1, "no-such-model", 10, 10, 0, 1),
+		run(3, 1, "already", 1, 3).with(sc.GenAIInvokeAgentInferenceCallsAttr, 42)))
+	if n := len(sink.AllTraces()); n != 0 {
+		t.Fatalf("%d batches before the decision", n)
+	}
+	now = now.Add(2 * time.Second)
+	c.decideIdle()
+	byName := map[string]ptrace.Span{}
+	total := 0
+	for _, td := range sink.AllTraces() {
+		total += td.SpanCount()
+		rss := td.ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			if svc, _ := rss.At(i).Resource().Attributes().Get(sc.ServiceName); svc.Str() != "ts-agent" {
+				t.Errorf("resource lost: %v", rss.At(i).Resource().Attributes().AsRaw())
+			}
+			spans := rss.At(i).ScopeSpans().At(0).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				byName[spans.At(k).Name()] = spans.At(k)
+			}
+		}
+	}
+	if total != 7 {
+		t.Fatalf("%d spans passed on, want all 7", total)
+	}
+	a := byName["invoke_agent support"].Attributes().AsRaw()
+	want := map[string]any{sc.GenAIInvokeAgentInferenceCallsAttr: int64(2), sc.GenAIInvokeAgentToolCallsAttr: int64(1),
+		sc.AgentwatchAgentToolErrors: int64(1), sc.GenAIUsageInputTokens: int64(2000), sc.GenAIUsageOutputTokens: int64(1000),
+		sc.GenAIUsageCacheReadInputTokens: int64(100), sc.AgentwatchCostUSD: 0.75 + 0.5}
+	for k, v := range want {
+		if a[k] != v {
+			t.Errorf("%s = %v, want %v", k, a[k], v)
+		}
+	}
+	if _, has := a[sc.AgentwatchCostUnknown]; has {
+		t.Error("a fully priced run is not cost_unknown")
+	}
+	u := byName["invoke_agent unpriced"].Attributes().AsRaw()
+	if u[sc.AgentwatchCostUnknown] != true || u[sc.AgentwatchRunUnpricedCalls] != int64(1) || u[sc.AgentwatchCostUSD] != 0.0 {
+		t.Errorf("unpriced run: %v", u)
+	}
+	if got := byName["invoke_agent already"].Attributes().AsRaw()[sc.GenAIInvokeAgentInferenceCallsAttr]; got != int64(42) {
+		t.Errorf("totals already on the span were overwritten: %v", got)
+	}
+	if _, has := byName["chat no-such-model"].Attributes().Get(sc.AgentwatchCostUSD); has {
+		t.Error("the route changes only invoke_agent spans")
+	}
+	// an evicted trace still goes on (never lost), without totals
+	for i := 10; i < 14; i++ {
+		send(traces("ts-agent", false, i, run(1, 0, "r", 0, 1)))
+	}
+	evicted := sink.AllTraces()[len(sink.AllTraces())-1]
+	if evicted.SpanCount() != 1 {
+		t.Fatalf("evicted batch %d spans", evicted.SpanCount())
+	}
+	if _, has := evicted.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().Get(sc.GenAIInvokeAgentInferenceCallsAttr); has {
+		t.Error("an evicted run must not get (possibly incomplete) totals")
+	}
+	if err := c.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, td := range sink.AllTraces() {
+		n += td.SpanCount()
+	}
+	if n != 7+4 {
+		t.Errorf("%d spans after shutdown, want 11: shutdown passes on what is buffered", n)
+	}
+}

@@ -1,10 +1,13 @@
 package agentwatchconnector
 
 import (
+	"context"
 	"math"
 	"sort"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
 
 	sc "github.com/agentwatch/agentwatch/collector/internal/semconv"
 )
@@ -37,6 +40,7 @@ type runAgg struct {
 	parent                              int32
 	inferenceCalls, toolCalls, toolErrs int64
 	input, output                       int64
+	cacheRead, cacheWrite, reasoning    int64
 	cost                                float64
 	unpriced, usageUnavailable          int64
 }
@@ -48,9 +52,81 @@ func (c *agentwatchConnector) evaluate(traces []*traceBuf, complete bool) {
 	}
 	now := pcommon.NewTimestampFromTime(c.clock())
 	c.agg.mu.Lock()
-	defer c.agg.mu.Unlock()
+	out := ptrace.NewTraces()
 	for _, t := range traces {
-		c.evaluateTrace(t.spans, complete, now)
+		runs := c.evaluateTrace(t.spans, complete, now)
+		if c.nextTraces != nil {
+			if complete {
+				annotate(t, runs)
+			}
+			t.raw.ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+		}
+	}
+	c.agg.mu.Unlock()
+	if c.nextTraces != nil && out.ResourceSpans().Len() > 0 {
+		if err := c.nextTraces.ConsumeTraces(context.Background(), out); err != nil {
+			c.logger.Warn("agentwatch connector: sending traces on failed", zap.Error(err))
+		}
+	}
+}
+
+// annotate writes each run's totals onto its invoke_agent span, as the Python processor does for the
+// spans it follows (unless the span carries them already): the tail sampler then sees a run's cost.
+func annotate(t *traceBuf, runs []runAgg) {
+	if len(runs) == 0 {
+		return
+	}
+	bySpan := make(map[pcommon.SpanID]*runAgg, len(runs))
+	for i := range runs {
+		bySpan[t.spans[runs[i].span].id] = &runs[i]
+	}
+	rss := t.raw.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				span := spans.At(k)
+				ra := bySpan[span.SpanID()]
+				if ra == nil {
+					continue
+				}
+				delete(bySpan, span.SpanID()) // a duplicate delivery gets nothing twice
+				attrs := span.Attributes()
+				if _, has := attrs.Get(sc.GenAIInvokeAgentInferenceCallsAttr); has {
+					continue
+				}
+				putRunTotals(attrs, ra)
+			}
+		}
+	}
+}
+
+// putRunTotals is runs.py RunState.attributes().
+func putRunTotals(attrs pcommon.Map, ra *runAgg) {
+	attrs.PutInt(sc.GenAIInvokeAgentInferenceCallsAttr, ra.inferenceCalls)
+	attrs.PutInt(sc.GenAIInvokeAgentToolCallsAttr, ra.toolCalls)
+	attrs.PutInt(sc.AgentwatchAgentToolErrors, ra.toolErrs)
+	attrs.PutInt(sc.GenAIUsageInputTokens, ra.input)
+	attrs.PutInt(sc.GenAIUsageOutputTokens, ra.output)
+	if ra.cacheRead != 0 {
+		attrs.PutInt(sc.GenAIUsageCacheReadInputTokens, ra.cacheRead)
+	}
+	if ra.cacheWrite != 0 {
+		attrs.PutInt(sc.GenAIUsageCacheCreationInputTokens, ra.cacheWrite)
+	}
+	if ra.reasoning != 0 {
+		attrs.PutInt(sc.GenAIUsageReasoningOutputTokens, ra.reasoning)
+	}
+	attrs.PutDouble(sc.AgentwatchCostUSD, ra.cost)
+	if ra.unpriced != 0 || ra.usageUnavailable != 0 {
+		attrs.PutBool(sc.AgentwatchCostUnknown, true) // the known part is still there, flagged incomplete
+		if ra.unpriced != 0 {
+			attrs.PutInt(sc.AgentwatchRunUnpricedCalls, ra.unpriced)
+		}
+		if ra.usageUnavailable != 0 {
+			attrs.PutInt(sc.AgentwatchRunUsageUnavailableCalls, ra.usageUnavailable)
+		}
 	}
 }
 
@@ -61,7 +137,8 @@ func satAdd(a, b int64) int64 {
 	return a + b
 }
 
-func (c *agentwatchConnector) evaluateTrace(spans []spanRec, complete bool, now pcommon.Timestamp) {
+func (c *agentwatchConnector) evaluateTrace(spans []spanRec, complete bool, now pcommon.Timestamp) []runAgg {
+	emit := c.next != nil
 	n := len(spans)
 	index := make(map[pcommon.SpanID]int32, n)
 	for i := range spans {
@@ -123,7 +200,7 @@ func (c *agentwatchConnector) evaluateTrace(spans []spanRec, complete bool, now 
 	for _, i := range order {
 		s, x := &spans[i], &ctx[i]
 		if x.kind == eTool {
-			c.toolEnded(spans, s, x, runs, now)
+			c.toolEnded(spans, s, x, runs, now, emit)
 			continue
 		}
 		usage := s.flags&fUsage != 0
@@ -139,7 +216,7 @@ func (c *agentwatchConnector) evaluateTrace(spans []spanRec, complete bool, now 
 		default:
 			known = false
 		}
-		if s.flags&fInProcess == 0 {
+		if emit && s.flags&fInProcess == 0 {
 			c.callMetrics(s, usage, cost, known, now)
 		}
 		for r := x.run; r >= 0; r = runs[r].parent {
@@ -151,6 +228,9 @@ func (c *agentwatchConnector) evaluateTrace(spans []spanRec, complete bool, now 
 			}
 			ra.input = satAdd(ra.input, s.call.usage.Input)
 			ra.output = satAdd(ra.output, s.call.usage.Output)
+			ra.cacheRead = satAdd(ra.cacheRead, s.call.usage.CacheRead)
+			ra.cacheWrite = satAdd(ra.cacheWrite, s.call.usage.CacheWrite)
+			ra.reasoning = satAdd(ra.reasoning, s.call.usage.Reasoning)
 			if known {
 				ra.cost += cost
 			} else {
@@ -158,12 +238,13 @@ func (c *agentwatchConnector) evaluateTrace(spans []spanRec, complete bool, now 
 			}
 		}
 	}
-	if !complete {
-		return // an evicted trace: its runs may be missing spans, so no run metrics (counted instead)
+	if !complete || !emit {
+		return runs // an evicted trace: its runs may be missing spans, so no run metrics (counted instead)
 	}
 	for r := range runs {
 		c.runEnded(spans, &runs[r], now)
 	}
+	return runs
 }
 
 func (c *agentwatchConnector) parentOf(spans []spanRec, index map[pcommon.SpanID]int32, i int32) (int32, bool) {
@@ -249,7 +330,7 @@ func (c *agentwatchConnector) callMetrics(s *spanRec, usage bool, cost float64, 
 }
 
 // toolEnded counts a tool call for its runs and records its duration (Python: _tool_ended).
-func (c *agentwatchConnector) toolEnded(spans []spanRec, s *spanRec, x *spanCtx, runs []runAgg, now pcommon.Timestamp) {
+func (c *agentwatchConnector) toolEnded(spans []spanRec, s *spanRec, x *spanCtx, runs []runAgg, now pcommon.Timestamp, emit bool) {
 	if x.run < 0 {
 		return
 	}
@@ -260,7 +341,7 @@ func (c *agentwatchConnector) toolEnded(spans []spanRec, s *spanRec, x *spanCtx,
 			runs[r].toolErrs++
 		}
 	}
-	if s.flags&fInProcess != 0 {
+	if !emit || s.flags&fInProcess != 0 {
 		return
 	}
 	agent, errType := spans[runs[x.run].span].name, ""
