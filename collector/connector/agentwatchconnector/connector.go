@@ -311,13 +311,18 @@ func (c *agentwatchConnector) record(span ptrace.Span, res *resIdentity, inProce
 			r.flags |= fUsage
 			ci.usage = u
 		}
-		if v, ok := attrs.Get(sc.AgentwatchCostUSD); ok && (v.Type() == pcommon.ValueTypeDouble || v.Type() == pcommon.ValueTypeInt) {
-			cost := v.Double()
-			if v.Type() == pcommon.ValueTypeInt {
-				cost = float64(v.Int())
+		if v, ok := attrs.Get(sc.AgentwatchCostUSD); ok {
+			// a cost that is not a number is an unknown cost, as in Python (never re-priced over it)
+			switch v.Type() {
+			case pcommon.ValueTypeDouble:
+				r.flags |= fCost
+				ci.cost = v.Double()
+			case pcommon.ValueTypeInt:
+				r.flags |= fCost
+				ci.cost = float64(v.Int())
+			default:
+				r.flags |= fCostUnknown
 			}
-			r.flags |= fCost
-			ci.cost = cost
 		} else if v, ok := attrs.Get(sc.AgentwatchCostUnknown); ok && genai.Truthy(v) {
 			r.flags |= fCostUnknown
 		} else if r.flags&fUsage != 0 {

@@ -496,8 +496,12 @@ func TestBadInput(t *testing.T) {
 		chat(2, 1, "gpt-4o", math.MaxInt64, math.MaxInt64, 0, 1),
 		chat(3, 1, "gpt-4o", math.MaxInt64, math.MaxInt64, 1, 2),
 	))
+	h.send(traces("s", false, 5,
+		run(1, 0, "string-cost", 0, 9),
+		chat(2, 1, "gpt-4o", 100, 10, 0, 1).with(sc.AgentwatchCostUSD, "0.5"),
+	))
 	m := h.decide()
-	for _, agent := range []string{"bad-usage", "no-model", "negative"} {
+	for _, agent := range []string{"bad-usage", "no-model", "negative", "string-cost"} {
 		if _, ok := m[sc.MetricAgentCost]["s|"+agentAttr+"="+agent]; ok {
 			t.Errorf("%s: a run with an unknown cost must record no run cost", agent)
 		}
