@@ -14,7 +14,12 @@ LOWEST       := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed
 CLIENT_TESTS := tests/test_openai.py tests/test_anthropic.py tests/test_content_capture.py tests/test_sdk_tracing.py
 
-.PHONY: demo test test-lowest setup system-deps bench generate check clean
+.PHONY: demo test test-lowest setup system-deps bench generate check clean collector go-toolchain go-test go-bench
+
+# The Go half (collector/): the otelcol-agentwatch distribution and agentwatch's processor and connector.
+GO            ?= go
+COLLECTOR_BIN := collector/bin/otelcol-agentwatch
+GO_BUILDFLAGS ?= -trimpath
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +58,29 @@ $(LOWEST_STAMP): pyproject.toml tests/support/lowest_pins.py
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(CLIENT_TESTS)
 
-test: setup system-deps test-lowest
+test: setup system-deps collector go-test test-lowest
 	$(BIN)/python -m pytest -q
+
+# A missing Go toolchain is an error, never a skip (CI included).
+go-toolchain:
+	@command -v $(GO) >/dev/null 2>&1 || { \
+		echo "make: no Go toolchain ('$(GO)' is not on PATH): Go >= 1.26 is needed to build and test collector/" >&2; \
+		exit 1; }
+
+# Go's build cache makes the rebuild quick; `go build` decides what is stale.
+collector: go-toolchain
+	cd collector && $(GO) build $(GO_BUILDFLAGS) -o bin/otelcol-agentwatch ./cmd/otelcol-agentwatch
+	@ls -l $(COLLECTOR_BIN) | awk '{printf "built %s (%.0f MiB)\n", $$NF, $$5 / 1048576}'
+
+go-test: go-toolchain
+	@cd collector && unformatted="$$(gofmt -l .)" && if [ -n "$$unformatted" ]; then \
+		echo "make: gofmt needed for: $$unformatted" >&2; exit 1; fi
+	cd collector && $(GO) vet ./... && $(GO) test ./...
+
+# Processor throughput on one core (spans/s, allocations) and connector memory with 1M spans in flight.
+go-bench: go-toolchain
+	cd collector && $(GO) test -run '^$$' -bench BenchmarkProcessor -benchmem -cpu 1 ./processor/agentwatchprocessor/
+	cd collector && $(GO) test -run '^$$' -bench BenchmarkConnectorMemory -benchtime 1x ./connector/agentwatchconnector/
 
 demo: setup
 	$(BIN)/agentwatch demo
@@ -68,4 +94,4 @@ bench: setup
 	$(BIN)/python bench/bench_processor_soak.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) build *.egg-info
+	rm -rf $(VENV) $(LOWEST) build *.egg-info collector/bin

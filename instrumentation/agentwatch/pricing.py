@@ -72,7 +72,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Final, NamedTuple
+from typing import Any, Callable, Final, NamedTuple
 
 import yaml
 from genai_prices import Usage, data_snapshot
@@ -226,7 +226,9 @@ class _Override:
 class PriceBook:
     """Prices LLM calls: user overrides first, then genai-prices data; one lookup per (provider, model)."""
 
-    def __init__(self, overrides_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, overrides_path: str | os.PathLike[str] | None = None, *,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self._now = now or _utc_now  # when time-dependent prices are resolved (a fixed clock in parity tests)
         self._overrides: tuple[_Override, ...] = (
             _load_overrides(os.fspath(overrides_path)) if overrides_path is not None else ()
         )
@@ -317,7 +319,7 @@ class PriceBook:
         if override is not None:
             return override.prices
         try:
-            return _resolve_bundled(provider_id, model_l)
+            return _resolve_bundled(provider_id, model_l, self._now())
         except Exception:
             _log.debug("genai-prices cannot price provider=%r model=%r", provider, model, exc_info=True)
             return None
@@ -336,7 +338,11 @@ class PriceBook:
         return best
 
 
-def _resolve_bundled(provider_id: str | None, model_l: str) -> Any:
+def _utc_now() -> datetime:
+    return datetime.now(tz=timezone.utc)
+
+
+def _resolve_bundled(provider_id: str | None, model_l: str, now: datetime) -> Any:
     """Find the model in genai-prices' data and turn its current prices into a memo entry.
 
     Mirrors `DataSnapshot.find_provider_model` without its unbounded per-model-string caches: the
@@ -356,7 +362,7 @@ def _resolve_bundled(provider_id: str | None, model_l: str) -> Any:
     model_info = found.find_model(model_l, all_providers=snapshot.providers)
     if model_info is None:
         return None
-    return _entry_for(model_info.get_prices(datetime.now(tz=timezone.utc)))
+    return _entry_for(model_info.get_prices(now))
 
 
 def _entry_for(model_price: ModelPrice) -> Any:

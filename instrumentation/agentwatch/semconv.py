@@ -12,13 +12,19 @@ from __future__ import annotations
 
 from typing import Final
 
+# The instrumentation scope of everything agentwatch emits (tracer, meter, logger), in Python and in the
+# collector's agentwatch connector alike (Prometheus labels the series with it: otel_scope_name).
+SCOPE_NAME: Final = "agentwatch"
+
 # --- Span and operation names -------------------------------------------------------------------------
 OP_CHAT: Final = "chat"
 OP_EMBEDDINGS: Final = "embeddings"
 OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_GENERATE_CONTENT: Final = "generate_content"
 # The inference operations: a span with one of these is an LLM call (a "step" of an agent run).
-INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, "text_completion", "generate_content", OP_EMBEDDINGS})
+INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT, OP_EMBEDDINGS})
 
 PROVIDER_OPENAI: Final = "openai"
 PROVIDER_ANTHROPIC: Final = "anthropic"
@@ -64,10 +70,18 @@ LEGACY_USAGE_CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
 LEGACY_USAGE_CACHE_WRITE_TOKENS: Final = ("gen_ai.usage.cache_creation.input_tokens",
                                           "gen_ai.usage.cache_creation_input_tokens")
 LEGACY_LLM_REQUEST_TYPE: Final = "llm.request.type"
-# llm.request.type values -> the gen_ai.operation.name they mean
-LEGACY_REQUEST_TYPES: Final = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
+# The operation an older instrumentation's `llm.request.type` value implies.
+LEGACY_LLM_REQUEST_TYPES: Final = {"chat": OP_CHAT, "completion": OP_TEXT_COMPLETION, "embedding": OP_EMBEDDINGS}
 LEGACY_USAGE_REASONING_TOKENS: Final = ("gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")
 MCP_METHOD_NAME: Final = "mcp.method.name"
+SERVICE_NAME: Final = "service.name"
+SERVICE_NAMESPACE: Final = "service.namespace"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+HOST_NAME: Final = "host.name"
+OS_TYPE: Final = "os.type"
+# The attribute of the one series an OTel SDK (and the collector's agentwatch connector) folds the
+# points past a metric's cardinality limit into.
+OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
@@ -196,8 +210,16 @@ PROM_ALERTS: Final = "ALERTS"
 LOG_EVENT_LLM_CALL: Final = "gen_ai.client.inference"
 LOG_EVENT_AGENT_RUN: Final = "gen_ai.invoke_agent"
 LOG_EVENT_TOOL_CALL: Final = "gen_ai.execute_tool"
+# ECS fields of every record (the JSON-lines writer, the Elasticsearch handler and the collector's
+# elasticsearch exporter write them; `agentwatch logs` reads them).
+ECS_TIMESTAMP: Final = "@timestamp"
+ECS_MESSAGE: Final = "message"
+ECS_LOG_LEVEL: Final = "log.level"
+ECS_TRACE_ID: Final = "trace.id"
+ECS_SPAN_ID: Final = "span.id"
 
 # --- Configuration environment variables ----------------------------------------------------------------
+ENV_OTEL_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ENV_CONTENT_MAX_LENGTH: Final = "AGENTWATCH_CONTENT_MAX_LENGTH"
 ENV_STREAM_USAGE: Final = "AGENTWATCH_STREAM_USAGE"
@@ -239,3 +261,17 @@ ENV_ES_PASSWORD_FILE: Final = "AGENTWATCH_ES_PASSWORD_FILE"
 ENV_ES_CA_CERTS: Final = "AGENTWATCH_ES_CA_CERTS"
 ENV_ES_VERIFY_CERTS: Final = "AGENTWATCH_ES_VERIFY_CERTS"  # true (default) | false
 ENV_ES_QUEUE_SIZE: Final = "AGENTWATCH_ES_QUEUE_SIZE"
+
+# --- Resource marker and the collector components (otelcol-agentwatch) -----------------------------------
+# A process running the agentwatch Python package sets this RESOURCE attribute (bool true): its metrics were
+# emitted in-process, so the collector's agentwatch connector makes none from its spans (no double counting
+# when a fleet mixes Python and other agents). The agentwatch processor still prices its spans lacking cost.
+AGENTWATCH_RESOURCE_METRICS_IN_PROCESS: Final = "agentwatch.metrics.in_process"
+# The collector components' own telemetry (the collector's internal metrics, :8888).
+METRIC_COLLECTOR_PRICED_SPANS: Final = "agentwatch.collector.priced_spans"
+METRIC_COLLECTOR_UNPRICED_SPANS: Final = "agentwatch.collector.unpriced_spans"
+METRIC_COLLECTOR_EVICTED_TRACES: Final = "agentwatch.collector.evicted_traces"
+METRIC_COLLECTOR_TRACES_IN_FLIGHT: Final = "agentwatch.collector.traces_in_flight"
+METRIC_COLLECTOR_SPANS_IN_FLIGHT: Final = "agentwatch.collector.spans_in_flight"
+UNIT_SPAN: Final = "{span}"
+UNIT_TRACE: Final = "{trace}"

@@ -118,7 +118,7 @@ def scope_of(span: Any) -> str:
 def is_inference_span(attributes: Any) -> bool:
     op = attributes.get(sc.GEN_AI_OPERATION_NAME)
     if op is None:
-        op = sc.LEGACY_REQUEST_TYPES.get(attributes.get(sc.LEGACY_LLM_REQUEST_TYPE))
+        op = sc.LEGACY_LLM_REQUEST_TYPES.get(attributes.get(sc.LEGACY_LLM_REQUEST_TYPE))
     return op in sc.INFERENCE_OPERATIONS
 
 

@@ -70,7 +70,7 @@ def operation_of(attributes: Any) -> str | None:
     """gen_ai.operation.name, or the operation an older instrumentation's `llm.request.type` implies."""
     op = attributes.get(sc.GEN_AI_OPERATION_NAME)
     if op is None:
-        op = sc.LEGACY_REQUEST_TYPES.get(attributes.get(sc.LEGACY_LLM_REQUEST_TYPE))
+        op = sc.LEGACY_LLM_REQUEST_TYPES.get(attributes.get(sc.LEGACY_LLM_REQUEST_TYPE))
     return op
 
 

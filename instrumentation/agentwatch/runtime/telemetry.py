@@ -25,7 +25,7 @@ from agentwatch.pricing import PriceBook, PricingConfigError, TokenUsage
 
 _log = logging.getLogger("agentwatch")
 
-SCOPE = "agentwatch"
+SCOPE = sc.SCOPE_NAME
 SCOPE_VERSION = "0.1.0"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 

@@ -1,6 +1,6 @@
 """Generators of the committed artifacts (alert rules, Alertmanager routing, runbooks, Grafana dashboards and
-their provisioning, collector configs and the generated parts of deploy/) from the telemetry contract and the
-threshold table.
+their provisioning, collector configs, the generated parts of deploy/ and the Go components' names and price
+table) from the telemetry contract and the threshold table.
 
     files = artifacts(thresholds.load())     # {relative path: text}
     write(out_dir, files)                      # what `agentwatch generate` does
@@ -27,14 +27,17 @@ DEPLOY_OWNED = (("deploy/kubernetes/base/generated", "*.yaml"), ("deploy/kuberne
                 ("deploy/kubernetes/base/generated/dashboards", "*.json"),
                 ("deploy/kubernetes/base/generated/alertmanager", "*.tmpl"),
                 ("deploy/kubernetes/components/remote-write", "gateway-*.yaml"))
-OWNED = ALERTS_OWNED + DASHBOARDS_OWNED + COLLECTOR_OWNED + DEPLOY_OWNED
+# The Go components' registry (names, price table, parity data): see tooling/generate/golang.py.
+GOLANG_OWNED = (("collector/internal/semconv", "*_gen.go"), ("collector/internal/prices", "*_gen.json"),
+                ("collector/internal/prices/testdata", "*_gen.json"))
+OWNED = ALERTS_OWNED + DASHBOARDS_OWNED + COLLECTOR_OWNED + DEPLOY_OWNED + GOLANG_OWNED
 Owned = tuple[tuple[str, str], ...]
 
 
 def _generators() -> list[Callable[[Thresholds], dict[str, str]]]:
-    from agentwatch.tooling.generate import alerts, collector, dashboards
+    from agentwatch.tooling.generate import alerts, collector, dashboards, golang
 
-    return [alerts.artifacts, dashboards.artifacts, collector.artifacts]
+    return [alerts.artifacts, dashboards.artifacts, collector.artifacts, golang.artifacts]
 
 
 def artifacts(table: Thresholds) -> dict[str, str]:
