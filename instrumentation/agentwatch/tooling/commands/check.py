@@ -61,8 +61,8 @@ def check(url: str | None, agents: tuple[str, ...], thresholds_file: str | None,
     from rich.console import Console
     from rich.markup import escape
 
-    from agentwatch.tooling import verdicts
     from agentwatch.thresholds import SIGNALS, ThresholdsError, load
+    from agentwatch.tooling import prometheus, verdicts
 
     if not url:
         url = _local_prometheus()
@@ -70,16 +70,16 @@ def check(url: str | None, agents: tuple[str, ...], thresholds_file: str | None,
             raise click.UsageError(f"Missing option '--prometheus' (or ${ENV_PROMETHEUS_URL}); no local stack runs "
                                    "in .agentwatch/stack (`agentwatch stack up` starts one)")
     try:
-        base = verdicts.validate_url(url)
+        base = prometheus.base_url(url)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--prometheus'") from None
+        raise click.UsageError(str(exc)) from None
     try:
         table = load(thresholds_file)
     except ThresholdsError as exc:
         _fail(str(exc))
     try:
         report = verdicts.from_prometheus(base, table, agents, timeout=timeout)
-    except verdicts.PrometheusError as exc:
+    except prometheus.PrometheusError as exc:
         _fail(str(exc))
     code = EXIT_CRITICAL if report.critical_breached else EXIT_OK
     if as_json:
