@@ -30,7 +30,7 @@ import pytest
 from agentwatch import semconv as sc
 from agentwatch import thresholds
 from agentwatch.tooling.demo.runner import AGENTS, DemoError, plan_runs
-from agentwatch.tooling.demo.runner import _parse_time as parse_time
+from agentwatch.tooling.demo.with_prometheus import parse_time
 from agentwatch.thresholds import SIGNALS
 from agentwatch.tooling.verdicts import from_records
 

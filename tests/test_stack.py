@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agentwatch.tooling import stack
-from agentwatch.tooling.stack import http_json
+from support.alerting import http_json
 
 from support.alerting import binary, wait_until
 from support.clihelp import cli, env, free_port_base, one_error_line
