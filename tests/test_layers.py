@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrumentation" / "agentwat
 
 # lower number = lower layer; a module may import only from its own layer or below.
 # 0-1: the contract (names, prices, thresholds, settings); 2-5: the runtime that runs inside the agent;
-# 6-7: the operator's tooling (generators, demo, stack, CLI), which no runtime module may import.
+# 6-8: the operator's tooling (generators, demo, stack; the CLI; its console script), which no runtime module may
+# import.
 LAYERS = {
     "agentwatch.semconv": 0,
     "agentwatch.pricing": 1,
@@ -33,6 +34,7 @@ LAYERS = {
     "agentwatch.tooling": 6,
     "agentwatch.tooling.cli": 7,
     "agentwatch.tooling.commands": 7,
+    "agentwatch.tooling.launcher": 8,
 }
 
 
