@@ -53,8 +53,10 @@ $(LOWEST_STAMP): pyproject.toml tests/support/lowest_pins.py
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(CLIENT_TESTS)
 
+# Two workers, each file on one (module fixtures such as the demo runs start once); `pytest -m unit` is the quick
+# in-process layer, `pytest -m e2e` the rest (see tests/conftest.py).
 test: setup system-deps test-lowest
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 demo: setup
 	$(BIN)/agentwatch demo

@@ -12,6 +12,8 @@ import yaml
 from agentwatch.tooling.generate import collector as col
 from support.deploy_helpers import COLLECTOR, COMPOSE_DIR, K8S, KubeLoader, REPO, secret_findings, secret_value_findings
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 SCANNED = [p for root in (COLLECTOR, REPO / "deploy", REPO / "docs") for p in sorted(root.rglob("*")) if p.is_file()]
 
 

@@ -20,6 +20,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 REPO = Path(__file__).resolve().parent.parent
 TOOLING_ONLY = {"click", "rich", "elasticsearch"}
 SCRIPT = Path(sys.executable).parent / "agentwatch"
@@ -63,7 +65,6 @@ def extra_requirements() -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.unit
 def test_the_runtime_pulls_none_of_the_tooling_dependencies():
     runtime = installed_closure()
     assert {"opentelemetry-sdk", "opentelemetry-instrumentation", "wrapt", "genai-prices", "pyyaml"} <= runtime
@@ -92,7 +93,6 @@ def test_pip_resolves_the_runtime_without_the_tooling_dependencies(tmp_path):
     assert TOOLING_ONLY <= resolve(f"{REPO}[cli]")
 
 
-@pytest.mark.unit
 def test_the_readme_table_says_which_extra_gives_what():
     """"Dependencies, and why" has a row per install (the runtime, every extra but `test`), naming exactly what
     it brings: packages, with `-x` short for the previous package's prefix plus x, and "the CLI" for `[cli]`."""
@@ -129,7 +129,7 @@ def test_the_readme_table_says_which_extra_gives_what():
         assert named[extra] == spelled(extra), extra or "the runtime"
 
 
-@pytest.mark.unit
+@pytest.mark.e2e
 def test_the_script_of_a_runtime_only_install_says_what_to_install():
     (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "agentwatch"]
     assert script.value == "agentwatch.tooling.launcher:main"
@@ -149,7 +149,7 @@ def test_the_script_of_a_runtime_only_install_says_what_to_install():
     assert proc.returncode == 0 and proc.stdout.startswith("agentwatch "), proc.stderr
 
 
-@pytest.mark.unit
+@pytest.mark.e2e
 def test_the_runtime_imports_without_the_tooling_or_its_dependencies():
     """`import agentwatch`, `init()`'s modules and every instrumentor load with click, rich, elasticsearch and
     agentwatch.tooling unimportable."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 PACKAGE = Path(__file__).resolve().parent.parent / "instrumentation" / "agentwatch"
 
 # lower number = lower layer; a module may import only from its own layer or below.

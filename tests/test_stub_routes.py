@@ -14,7 +14,7 @@ from agentwatch.tooling.demo.stub.content import count_words, generate_text, tex
 from agentwatch.tooling.demo.stub.controls import StubError
 from agentwatch.tooling.demo.stub.routes import ROUTES, errors_for, find
 
-pytestmark = pytest.mark.unit
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
 
 LINES = ErrorFormat("ndjson-test", lambda status, message, request_id: {"error": message, "status": status})
 
