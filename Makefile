@@ -53,10 +53,12 @@ $(LOWEST_STAMP): pyproject.toml tests/support/lowest_pins.py
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(CLIENT_TESTS)
 
-# Two workers, each file on one (module fixtures such as the demo runs start once); `pytest -m unit` is the quick
-# in-process layer, `pytest -m e2e` the rest (see tests/conftest.py).
+# The in-process unit layer first, on its own (it fails fast, and its few wall-clock bounds see no load of ours);
+# then the end-to-end layer on two xdist workers, each file on one (module fixtures such as the demo runs start
+# once). See tests/conftest.py for the layers.
 test: setup system-deps test-lowest
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -m unit
+	$(BIN)/python -m pytest -q -m e2e -n 2 --dist loadfile
 
 demo: setup
 	$(BIN)/agentwatch demo

@@ -4,12 +4,12 @@ counting: per agent and model, LLM calls, errors, tokens, cost and latency; per 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Iterable
 
 from agentwatch import semconv as sc
 from agentwatch.tooling.demo.results import AgentSummary, ModelSummary
+from agentwatch.tooling.verdicts.measure import nearest_rank
 
 _EVENT_DURATION = "event.duration"  # ECS: nanoseconds
 _EVENT_OUTCOME = "event.outcome"
@@ -19,10 +19,7 @@ _TRACE_ID = "trace.id"
 
 def _percentile(sorted_values: list[float], pct: float) -> float:
     """Nearest-rank percentile (an observed value, no interpolation); 0.0 for no values."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(pct / 100.0 * len(sorted_values)))
-    return sorted_values[rank - 1]
+    return nearest_rank(sorted_values, pct) if sorted_values else 0.0
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
