@@ -58,8 +58,12 @@ $(LOWEST_STAMP): pyproject.toml tests/support/lowest_pins.py
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(CLIENT_TESTS)
 
+# The in-process unit layer first, on its own (it fails fast, and its few wall-clock bounds see no load of ours);
+# then the end-to-end layer on two xdist workers, each file on one (module fixtures such as the demo runs start
+# once). See tests/conftest.py for the layers.
 test: setup system-deps collector go-test test-lowest
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m unit
+	$(BIN)/python -m pytest -q -m e2e -n 2 --dist loadfile
 
 # A missing Go toolchain is an error, never a skip (CI included).
 go-toolchain:

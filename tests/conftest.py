@@ -26,6 +26,30 @@ from agentwatch.runtime.instrumentors.openai import OpenAIInstrumentor  # noqa: 
 
 REPO = Path(__file__).resolve().parent.parent
 
+# --- the two layers of the suite ---------------------------------------------------------------------------------
+# unit: in this process only (the in-process stub, fake Elasticsearch, OTLP receiver and CliRunner included); no
+#       child process, no external binary, no network: `pytest -m unit` runs them in seconds.
+# e2e:  real programs (the agentwatch CLI, agents under opentelemetry-instrument, `python -c`, Prometheus,
+#       Alertmanager, promtool, amtool, kubectl, openssl, pip) or waits on them.
+# Each test module declares `TEST_LAYER = "unit"` or `"e2e"` for its tests; a test marked @pytest.mark.unit or
+# @pytest.mark.e2e itself is that instead.
+LAYERS = ("unit", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects anything
+def pytest_collection_modifyitems(config, items):
+    wrong = []
+    for item in items:
+        own = {mark.name for mark in item.iter_markers() if mark.name in LAYERS}
+        declared = getattr(item.module, "TEST_LAYER", None)
+        if not own and declared in LAYERS:
+            item.add_marker(declared)
+        elif len(own) != 1:
+            wrong.append(item.nodeid)
+    if wrong:
+        raise pytest.UsageError(f"every test is unit or e2e: declare TEST_LAYER = \"unit\" or \"e2e\" in its module, "
+                                f"or mark it with exactly one of @pytest.mark.unit, @pytest.mark.e2e: {wrong[:5]}")
+
 
 @pytest.fixture(scope="session")
 def stub():

@@ -13,6 +13,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 import agentwatch
 from agentwatch import thresholds
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {
     "type": "object", "properties": {"order_id": {"type": "string"}}}}}]
 

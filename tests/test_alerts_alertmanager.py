@@ -16,6 +16,8 @@ from agentwatch.tooling.generate.alertmanager import RECEIVERS
 from support.alerting import REPO, Receiver, binary, generate, http_json, receiver_overrides, run, start_alertmanager, \
     wait_until
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 CONFIG = REPO / "alerts" / "alertmanager" / "alertmanager.yml"
 TEMPLATES = REPO / "alerts" / "alertmanager" / "templates"
 

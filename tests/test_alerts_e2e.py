@@ -25,6 +25,8 @@ from agentwatch import thresholds
 from support.alerting import Daemon, Receiver, binary, free_port, generate, http_json, receiver_overrides, \
     start_alertmanager, wait_until
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 HERE = Path(__file__).parent
 AGENT = HERE / "agents" / "alerting_agent.py"
 BIN = Path(sys.executable).parent

@@ -20,6 +20,8 @@ from agentwatch.thresholds import ThresholdsError, duration_seconds
 
 from support.alerting import REPO, generate as run_generate
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 SIX = ["AgentSuccessRateLow", "AgentStepsHigh", "AgentLatencyP99High", "AgentTokensPerRunHigh",
        "AgentCostPerRunHigh", "AgentToolErrorRateHigh"]
 FLEET = ["AgentTelemetryAbsent", "LLMProviderFailing", "AgentDailySpendOverBudget", "Watchdog"]

@@ -19,6 +19,8 @@ from agentwatch.thresholds import duration_seconds
 
 from support.alerting import REPO, binary, generate, run
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 RULES = sorted((REPO / "alerts" / "rules").glob("*.yaml"))
 UNIT_TESTS = sorted((REPO / "tests" / "promtool").glob("*.test.yaml"))
 SCOPED = REPO / "tests" / "promtool" / "scoped"

@@ -10,6 +10,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from agentwatch.pricing import PriceBook, TokenUsage
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 MODEL = "claude-haiku-4-5"
 MESSAGES = [{"role": "user", "content": "summarise the quarterly report please"}]
 

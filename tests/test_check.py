@@ -30,12 +30,14 @@ import pytest
 from agentwatch import semconv as sc
 from agentwatch import thresholds
 from agentwatch.tooling.demo.runner import AGENTS, DemoError, plan_runs
-from agentwatch.tooling.demo.runner import _parse_time as parse_time
+from agentwatch.tooling.demo.with_prometheus import parse_time
 from agentwatch.thresholds import SIGNALS
 from agentwatch.tooling.verdicts import from_records
 
 from support.alerting import binary
 from support.clihelp import cli, env, free_port_base, one_error_line
+
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
 
 RUNS, RATE, SEED = 10, 1.0, 7
 OTHERS = ("support", "research", "costly")
@@ -278,6 +280,7 @@ def test_check_usage_errors_exit_2(tmp_path, args, message):
 
 # --- demo: the run plan, usage errors and help ---------------------------------------------------------------
 
+@pytest.mark.unit
 def test_verdicts_from_records_edge_cases():
     table = thresholds.load()
 
@@ -316,6 +319,7 @@ def test_verdicts_from_records_edge_cases():
     assert report.to_dict()["critical_breached"] is True
 
 
+@pytest.mark.unit
 def test_plan_runs():
     assert plan_runs() == plan_runs(runs=20)
     assert plan_runs().interval == 0 and plan_runs().runs == 20
@@ -372,6 +376,7 @@ def test_help_of_every_new_command_has_an_example():
     assert "Exit status" in cli("check", "--help").stdout
 
 
+@pytest.mark.unit
 def test_parse_prometheus_times():
     assert parse_time("2026-01-02T03:04:05.123456789Z") == pytest.approx(
         datetime.fromisoformat("2026-01-02T03:04:05.123456+00:00").timestamp())

@@ -19,6 +19,8 @@ from agentwatch.tooling.generate import collector as col
 from agentwatch.thresholds import load
 from support.deploy_helpers import COLLECTOR, ENV_REF, REPO, component_type, generated, load_yaml, pipeline_problems, walk
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 FILES = (col.AGENT_FILE, col.GATEWAY_FILE, col.GATEWAY_REMOTE_WRITE_FILE, col.STANDALONE_FILE)
 
 # Keys each component type accepts in otelcol-contrib OTELCOL_VERSION (from the component READMEs and

@@ -12,6 +12,8 @@ import httpx
 import openai
 import pytest
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 PROMPT = "what is the capital of france"
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}]

@@ -27,6 +27,8 @@ from agentwatch.tooling.generate.links import DASHBOARD_UIDS
 
 from support.alerting import REPO, free_port, generate as run_generate
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 FILES = {"agent-overview.json": "agents", "llm-calls.json": "llm", "tools.json": "tools", "cost.json": "cost"}
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SIGNAL_PANEL_TITLES = dict(gen.SIGNAL_TITLES)

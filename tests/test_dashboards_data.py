@@ -38,6 +38,8 @@ from support.alerting import REPO, Daemon, binary, free_port, http_json, wait_un
 from support.grafana import Live, all_values, has_data, substitute
 from support import grafana
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 AGENTS = ("support", "research", "flaky", "costly")

@@ -21,6 +21,8 @@ from support.clihelp import env as clean_env
 from support.clihelp import free_port_base
 from support.otlp_receiver import OtlpReceiver
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 CLI = Path(sys.executable).parent / "agentwatch"
 RUNS = 2
 SEED = 7

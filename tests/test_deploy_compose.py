@@ -19,6 +19,8 @@ from agentwatch.tooling.generate import collector as col
 from agentwatch.thresholds import load
 from support.deploy_helpers import (COMPOSE_DIR, COMPOSE_FILE, REPO, image_problems, load_yaml, merge, pipeline_problems)
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 ENV_DEFAULT = re.compile(r"\$\{([A-Z_][A-Z0-9_]*):-([^}]*)\}")
 
 

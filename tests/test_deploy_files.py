@@ -12,6 +12,8 @@ import yaml
 from agentwatch.tooling.generate import collector as col
 from support.deploy_helpers import COLLECTOR, COMPOSE_DIR, K8S, KubeLoader, REPO, secret_findings, secret_value_findings
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 # Configs and docs; not the Go module's sources (collector/**/*.go, go.mod, go.sum) nor its build output
 # (collector/bin), whose identifiers and test data the config patterns misread as secrets.
 SCANNED = [p for root in (COLLECTOR, REPO / "deploy", REPO / "docs") for p in sorted(root.rglob("*"))

@@ -23,6 +23,8 @@ from agentwatch.tooling.generate import alertmanager, alerts, deploy
 from agentwatch.tooling.generate import collector as col
 from support.deploy_helpers import K8S, OVERLAYS, REPO, generated, image_problems, load_manifests, load_yaml
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 KUBE_VERSION = "1.32"  # oldest Kubernetes the manifests target (HPA v2, PDB v1, internalTrafficPolicy GA)
 KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "labels", "resources", "components", "configMapGenerator",
                       "secretGenerator", "generatorOptions", "images", "patches", "replicas"}

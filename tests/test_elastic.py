@@ -16,6 +16,8 @@ from agentwatch.tooling.cli import main
 from agentwatch.config import ConfigError, ElasticsearchSettings, elasticsearch_settings
 from support.fake_es import FakeElasticsearch
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
 PASSWORD = "hunter2-Pa55word"
 

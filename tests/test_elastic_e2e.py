@@ -17,6 +17,8 @@ from agentwatch.tooling import elastic
 from agentwatch.tooling.cli import main
 from support.fake_es import FakeElasticsearch
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 API_KEY = "ZTJlLWlkOmUyZS1zZWNyZXQta2V5LXZhbHVl"

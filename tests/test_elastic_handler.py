@@ -25,6 +25,8 @@ from agentwatch.tooling.cli import main
 from agentwatch.config import ElasticsearchSettings
 from support.fake_es import FakeElasticsearch
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
 PASSWORD = "hunter2-Pa55word"
 BASIC = base64.b64encode(f"elastic:{PASSWORD}".encode()).decode()
@@ -282,6 +284,7 @@ def test_close_gives_up_at_its_deadline(fake_es):
     assert h.stats()["dropped"] == 3 and h.counter.total("shutdown") == 3
 
 
+@pytest.mark.e2e
 def test_records_are_flushed_at_interpreter_exit(fake_es, tmp_path):
     script = tmp_path / "exit_agent.py"
     script.write_text(f"""
@@ -365,6 +368,7 @@ def tls_files(tmp_path_factory):
     return str(cert), str(key)
 
 
+@pytest.mark.e2e
 def test_tls_verification_is_on_by_default_with_a_ca_option(tls_files, handlers):
     cert, key = tls_files
     with FakeElasticsearch(tls=(cert, key)) as server:
@@ -463,6 +467,7 @@ def test_enable_elasticsearch_reaches_existing_telemetry(fake_es, monkeypatch):
         telemetry.reset_telemetry()
 
 
+@pytest.mark.e2e
 def test_init_elasticsearch_url(fake_es, stub, tmp_path):
     script = tmp_path / "init_es_agent.py"
     script.write_text(f"""
@@ -485,6 +490,7 @@ print("done")
     assert API_KEY not in proc.stdout + proc.stderr
 
 
+@pytest.mark.e2e
 def test_package_layering_keeps_the_client_optional_at_import():
     """Importing agentwatch (and its CLI) does not import the Elasticsearch client."""
     code = ("import sys, agentwatch, agentwatch.tooling.cli, agentwatch.tooling.elastic; "

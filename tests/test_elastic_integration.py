@@ -18,6 +18,8 @@ from agentwatch.tooling import elastic
 from agentwatch.runtime import elasticsearch as handler_module
 from agentwatch.config import elasticsearch_settings
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 URL = os.environ.get("AGENTWATCH_TEST_ES_URL", "").strip()
 pytestmark = pytest.mark.skipif(
     not URL, reason="AGENTWATCH_TEST_ES_URL is not set: no real Elasticsearch cluster to test against "

@@ -13,6 +13,8 @@ from agentwatch.runtime.instrumentors._inference import InferenceCall
 from agentwatch.runtime.telemetry import LabelLimiter
 from agentwatch.runtime.instrumentors.openai import OpenAIInstrumentor
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 

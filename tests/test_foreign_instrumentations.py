@@ -30,6 +30,8 @@ import pytest
 from agentwatch.pricing import PriceBook, TokenUsage
 from agentwatch.semconv import INFERENCE_OPERATIONS
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 HERE = Path(__file__).parent
 FEED = HERE / "agents" / "foreign_feed.py"
 EXTRAS = Path(sys.prefix) / "extras"

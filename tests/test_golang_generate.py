@@ -15,6 +15,8 @@ from agentwatch.tooling.generate import golang
 
 from support.alerting import REPO
 
+TEST_LAYER = "unit"
+
 
 @pytest.fixture(scope="module")
 def files():

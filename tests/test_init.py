@@ -9,6 +9,8 @@ from pathlib import Path
 
 from support.otlp_receiver import OtlpReceiver
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 SCRIPT = Path(__file__).parent / "agents" / "init_agent.py"
 
 

@@ -14,6 +14,8 @@ from wrapt import ObjectProxy
 import agentwatch
 from agentwatch.runtime import telemetry
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 lc_tools = pytest.importorskip("langchain_core.tools")
 from langchain_core.messages import ToolMessage  # noqa: E402
 from langchain_core.tools import BaseTool, StructuredTool, ToolException, tool  # noqa: E402
@@ -266,6 +268,7 @@ def test_agentwatch_failure_passes_the_call_through(lc_otel, monkeypatch):
     assert sum(p.value for p in lc_otel.metric_points("agentwatch.internal.errors")) == 2
 
 
+@pytest.mark.e2e
 def test_entry_point_loads_without_importing_langchain():
     code = ("import sys; from importlib.metadata import entry_points; "
             "(ep,) = entry_points(group='opentelemetry_instrumentor', name='agentwatch_langchain'); "

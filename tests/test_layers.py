@@ -9,11 +9,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 PACKAGE = Path(__file__).resolve().parent.parent / "instrumentation" / "agentwatch"
 
 # lower number = lower layer; a module may import only from its own layer or below.
 # 0-1: the contract (names, prices, thresholds, settings); 2-5: the runtime that runs inside the agent;
-# 6-7: the operator's tooling (generators, demo, stack, CLI), which no runtime module may import.
+# 6-8: the operator's tooling (generators, demo, stack; the CLI; its console script), which no runtime module may
+# import.
 LAYERS = {
     "agentwatch.semconv": 0,
     "agentwatch.pricing": 1,
@@ -33,6 +36,7 @@ LAYERS = {
     "agentwatch.tooling": 6,
     "agentwatch.tooling.cli": 7,
     "agentwatch.tooling.commands": 7,
+    "agentwatch.tooling.launcher": 8,
 }
 
 

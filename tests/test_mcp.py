@@ -20,6 +20,8 @@ from wrapt import ObjectProxy
 import agentwatch
 from agentwatch.runtime import telemetry
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 mcp = pytest.importorskip("mcp")
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402

@@ -24,6 +24,8 @@ from test_zero_code import run_agent
 
 from agentwatch.semconv import INFERENCE_OPERATIONS
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 EXTRAS = Path(sys.prefix) / "extras"
 CALLS = 6  # plain_agent.py: 4 OpenAI chat calls (one fails with a 500) and 2 Anthropic calls
 FAILED = 1

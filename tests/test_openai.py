@@ -11,6 +11,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from agentwatch.pricing import PriceBook, TokenUsage
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 MESSAGES = [{"role": "user", "content": "what is the capital of france"}]
 PROMPT_WORDS = "capital of france"
 

@@ -14,6 +14,8 @@ import math
 import pytest
 from opentelemetry.trace import StatusCode
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 agents = pytest.importorskip("agents")
 
 from agents import (  # noqa: E402

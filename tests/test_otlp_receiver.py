@@ -32,6 +32,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 try:  # tests/ is a rootdir-relative path entry unless it becomes a package
     from support.otlp_receiver import OtlpReceiver
 except ImportError:  # pragma: no cover
@@ -444,6 +446,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 def test_cross_process(receiver: OtlpReceiver):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(receiver.otel_env())

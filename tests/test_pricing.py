@@ -15,6 +15,8 @@ from agentwatch import pricing
 from agentwatch.pricing import PriceBook, PricingConfigError, TokenUsage, default_price_book
 from agentwatch.semconv import ENV_PRICES_FILE
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 SNAPSHOT = data_snapshot.get_snapshot()
 PROVIDERS = {p.id: p for p in SNAPSHOT.providers}
 

@@ -18,6 +18,8 @@ from agentwatch.thresholds import ThresholdsError, normalize_selector
 
 from support.alerting import REPO, generate as run_generate
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 SCOPE = {"queries": {"selector": 'env="prod"', "aggregation_labels": ["cluster", "namespace"]}}
 
 

@@ -14,6 +14,8 @@ from agentwatch.thresholds import FLEET_ALERTS, SIGNALS
 from agentwatch.tooling.generate import runbooks
 from agentwatch.tooling.generate.runbooks import TemplateError, fill
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 TEMPLATES = runbooks.TEMPLATES
 TAG = re.compile(r"\{\{(>)?\s*([a-z][a-z0-9_-]*)\s*\}\}")
 

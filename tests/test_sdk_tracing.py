@@ -14,6 +14,8 @@ import pytest
 
 import agentwatch
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 MODEL = "claude-haiku-4-5"
 PROMPT = "summarise the quarterly report please"
 MESSAGES = [{"role": "user", "content": PROMPT}]

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from agentwatch.tooling import stack
-from agentwatch.tooling.stack import http_json
+from support.alerting import http_json
 
 from support.alerting import binary, wait_until
 from support.clihelp import cli, env, free_port_base, one_error_line
+
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
 
 HERE = Path(__file__).parent
 VENV_BIN = str(Path(sys.executable).parent)

@@ -30,6 +30,8 @@ from agentwatch.tooling.demo.stub import (
     StubServer,
 )
 
+TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
+
 CLAUDE = "claude-haiku-4-5"  # not on the SDK's deprecation list, so no warnings
 CLAUDE_RESOLVED = "claude-haiku-4-5-20251001"
 PROMPT = [{"role": "user", "content": "What is the weather in Paris today?"}]  # 7 words
@@ -726,6 +728,7 @@ def test_keep_alive_connection_reuse(stub):
     assert len(ports) == 1
 
 
+@pytest.mark.e2e
 def test_cli_serves_until_sigterm():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(

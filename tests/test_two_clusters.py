@@ -32,6 +32,8 @@ from support.alerting import Daemon, binary, free_port, generate, http_json, wai
 from support.clihelp import cli
 from support.grafana import Live, all_values, queries, substitute
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 BIN = Path(sys.executable).parent
 AGENT = "flaky"
 CLUSTERS = {"east": 0.7, "west": 0.0}  # cluster -> the agent's --failure-rate

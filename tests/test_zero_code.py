@@ -11,6 +11,8 @@ import pytest
 
 from support.otlp_receiver import OtlpReceiver
 
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
+
 HERE = Path(__file__).parent
 AGENT = HERE / "agents" / "plain_agent.py"
 BIN = Path(sys.executable).parent

@@ -25,8 +25,10 @@ def free_port_base(count: int = len(AGENTS)) -> int:
 
 
 def env(**extra: str) -> dict[str, str]:
-    """This environment without OTel / agentwatch / provider settings, plus `extra`."""
-    out = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTWATCH_", "ANTHROPIC_", "OPENAI_"))}
+    """This environment without OTel / agentwatch / provider settings and without a terminal size (an xdist
+    worker has COLUMNS=80; the CLI's tables are checked at the width it picks for a pipe), plus `extra`."""
+    out = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "AGENTWATCH_", "ANTHROPIC_", "OPENAI_")) and k not in ("COLUMNS", "LINES")}
     out.update(extra)
     return out
 

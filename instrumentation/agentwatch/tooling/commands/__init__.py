@@ -1,1 +1,2 @@
-"""Subcommands of the `agentwatch` CLI that live in their own modules (registered in agentwatch.tooling.cli)."""
+"""Every subcommand of the `agentwatch` CLI, one module per command or command group, registered in
+agentwatch.tooling.cli; `common` holds what they share (the error exit, the `--thresholds` option)."""

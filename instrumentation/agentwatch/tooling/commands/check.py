@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import NoReturn
 
 import click
 
+from agentwatch.tooling.commands.common import fail, load_thresholds, thresholds_option
+
 ENV_PROMETHEUS_URL = "AGENTWATCH_PROMETHEUS_URL"
-EXIT_OK, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2
-
-
-def _fail(message: str) -> NoReturn:
-    """One clear line on stderr; exit 2: the check could not run (bad input, Prometheus unusable)."""
-    click.echo(f"agentwatch: error: {message}", err=True)
-    sys.exit(EXIT_ERROR)
+EXIT_OK, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2  # EXIT_ERROR: the check could not run (bad input, Prometheus unusable)
 
 
 def _local_prometheus() -> str | None:
@@ -32,9 +27,7 @@ def _local_prometheus() -> str | None:
 @click.option("--agent", "agents", multiple=True, metavar="NAME",
               help="Check only this agent (gen_ai.agent.name); repeat for several, e.g. --agent support --agent "
                    "flaky. A named agent without traffic is shown as no data.")
-@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False),
-              help="Threshold override file (default: $AGENTWATCH_THRESHOLDS_FILE, else the bundled table); "
-                   "its values, severities and windows are used. E.g. --thresholds my-thresholds.yaml.")
+@thresholds_option
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds to wait for each Prometheus answer; e.g. --timeout 30.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout.")
@@ -61,8 +54,8 @@ def check(url: str | None, agents: tuple[str, ...], thresholds_file: str | None,
     from rich.console import Console
     from rich.markup import escape
 
-    from agentwatch.tooling import verdicts
-    from agentwatch.thresholds import SIGNALS, ThresholdsError, load
+    from agentwatch.thresholds import SIGNALS
+    from agentwatch.tooling import prometheus, verdicts
 
     if not url:
         url = _local_prometheus()
@@ -70,17 +63,14 @@ def check(url: str | None, agents: tuple[str, ...], thresholds_file: str | None,
             raise click.UsageError(f"Missing option '--prometheus' (or ${ENV_PROMETHEUS_URL}); no local stack runs "
                                    "in .agentwatch/stack (`agentwatch stack up` starts one)")
     try:
-        base = verdicts.validate_url(url)
+        base = prometheus.base_url(url)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--prometheus'") from None
-    try:
-        table = load(thresholds_file)
-    except ThresholdsError as exc:
-        _fail(str(exc))
+        raise click.UsageError(str(exc)) from None
+    table = load_thresholds(thresholds_file, EXIT_ERROR)
     try:
         report = verdicts.from_prometheus(base, table, agents, timeout=timeout)
-    except verdicts.PrometheusError as exc:
-        _fail(str(exc))
+    except prometheus.PrometheusError as exc:
+        fail(str(exc), EXIT_ERROR)
     code = EXIT_CRITICAL if report.critical_breached else EXIT_OK
     if as_json:
         click.echo(json.dumps({**report.to_dict(), "exit_code": code}, indent=2))

@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    message = " ".join(message.split())  # one line, whatever the message held
-    click.echo(f"agentwatch: error: {message}", err=True)
-    sys.exit(code)
+from agentwatch.tooling.commands.common import fail
 
 
 @click.command()
@@ -84,12 +80,12 @@ def demo(runs: int | None, duration: float | None, rate: float | None, seed: int
                           with_prometheus=with_prometheus or keep_prometheus, keep_prometheus=keep_prometheus,
                           console=make_console(stderr=as_json))
     except DemoError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         click.echo("agentwatch: interrupted", err=True)
         sys.exit(130)
     except OSError as exc:
-        _fail(f"{type(exc).__name__}: {exc}")
+        fail(f"{type(exc).__name__}: {exc}")
     finally:
         signal.signal(signal.SIGTERM, previous)
     if as_json:

@@ -10,18 +10,14 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import click
 
-from agentwatch.tooling import elastic
 from agentwatch import semconv as sc
 from agentwatch.config import ConfigError, ElasticsearchSettings, elasticsearch_settings
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"agentwatch: error: {message}", err=True)
-    sys.exit(1)
+from agentwatch.tooling import elastic
+from agentwatch.tooling.commands.common import fail
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,7 +54,7 @@ def settings_from_options(url: str, namespace: str, api_key_file: str | None, us
                                           password_file=password_file, ca_certs=ca_certs,
                                           verify_certs=False if insecure else None)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     assert settings is not None  # the URL is required
     return settings
 
@@ -69,17 +65,19 @@ def _connect(handler: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(handler)
     def wrapper(url: str, namespace: str, api_key_file: str | None, username: str | None,
                 password_file: str | None, ca_certs: str | None, insecure: bool, **kwargs: Any) -> Any:
-        from elasticsearch import ApiError, TransportError
-
+        try:
+            from elasticsearch import ApiError, TransportError
+        except ImportError:
+            fail("the Elasticsearch commands need the elasticsearch client: pip install 'agentwatch[cli]'")
         settings = settings_from_options(url, namespace, api_key_file, username, password_file, ca_certs, insecure)
         elastic.warn_insecure(settings)
         client = elastic.build_client(settings, request_timeout=30.0, max_retries=2)
         try:
             return handler(client=client, settings=settings, **kwargs)
         except ConfigError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         except (ApiError, TransportError) as exc:
-            _fail(elastic.describe_error(exc, settings))
+            fail(elastic.describe_error(exc, settings))
         finally:
             client.close()
 
@@ -135,7 +133,7 @@ def es_collector_config(namespace: str) -> None:
     try:
         config = elastic.collector_exporter_config(namespace)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(yaml.safe_dump(config, sort_keys=False, width=120), nl=False)
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import click
 
+from agentwatch.tooling.commands.common import fail, load_thresholds, thresholds_option
 from agentwatch.tooling.stack import DEFAULT_STATE_DIR, DEFAULT_TARGETS
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"agentwatch: error: {message}", err=True)
-    sys.exit(1)
 
 
 def _state_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,9 +64,7 @@ def stack() -> None:
               help="Port for Prometheus [default: a free one]; e.g. --prometheus-port 9090.")
 @click.option("--alertmanager-port", type=click.IntRange(0, 65535), default=0,
               help="Port for Alertmanager [default: a free one]; e.g. --alertmanager-port 9093.")
-@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False),
-              help="Threshold override file for the rules and routing (default: $AGENTWATCH_THRESHOLDS_FILE, else "
-                   "the bundled table); e.g. --thresholds my-thresholds.yaml.")
+@thresholds_option
 @_json_option
 def up(state_dir: str, targets: tuple[str, ...], scrape_interval: str, prometheus_port: int,
        alertmanager_port: int, thresholds_file: str | None, as_json: bool) -> None:
@@ -91,19 +85,15 @@ def up(state_dir: str, targets: tuple[str, ...], scrape_interval: str, prometheu
         agentwatch stack up --prometheus-port 9090 --alertmanager-port 9093 --state-dir /tmp/aw-stack
     """
     from agentwatch.tooling import stack as stk
-    from agentwatch.thresholds import ThresholdsError, load
 
-    try:
-        table = load(thresholds_file)
-    except ThresholdsError as exc:
-        _fail(str(exc))
+    table = load_thresholds(thresholds_file)
     settings = stk.Settings(scrape_targets=tuple(targets) or DEFAULT_TARGETS, scrape_interval=scrape_interval,
                             evaluation_interval=scrape_interval, prometheus_port=prometheus_port,
                             alertmanager_port=alertmanager_port)
     try:
         current, action = stk.up(state_dir, table=table, settings=settings)
     except stk.StackError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         click.echo(json.dumps({**current.to_dict(), "action": action}, indent=2))
         return
@@ -127,7 +117,7 @@ def down(state_dir: str) -> None:
     try:
         stopped = stk.down(state_dir)
     except (stk.StackError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if stopped:
         click.echo(f"stopped {' and '.join(stopped)} ({state_dir})")
     else:

@@ -1,4 +1,4 @@
-"""Uploads the generated dashboards to Grafana's HTTP API (`agentwatch dashboards push`).
+"""A client of Grafana's HTTP API: uploads the generated dashboards (`agentwatch dashboards push`).
 
     client = GrafanaClient("https://grafana.example.com", token)
     folder_uid = client.folder_uid("agentwatch")          # found by title, created when missing
@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from agentwatch.tooling import urls
 
 ENV_TOKEN = "GRAFANA_API_TOKEN"
 PUSH_MESSAGE = "agentwatch dashboards push"
@@ -47,23 +49,12 @@ def read_token(token_file: str | None) -> str:
     return token
 
 
-def _display(url: str) -> str:
-    """The URL without any user:password part, for messages."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 def check_url(url: str) -> str:
     """The Grafana base URL without a trailing slash; a clear error when it is not an http(s) URL."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise GrafanaError(f"--url must be Grafana's http(s) address such as http://localhost:3000, got {url!r}")
     try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise GrafanaError(f"--url has an invalid port: {_display(url.strip())}") from None
-    return url.strip().rstrip("/")
+        return urls.base_url(url, option="--url", service="Grafana", example="http://localhost:3000")
+    except ValueError as exc:
+        raise GrafanaError(str(exc)) from None
 
 
 class GrafanaClient:
@@ -73,7 +64,7 @@ class GrafanaClient:
         self.timeout = timeout
 
     def __repr__(self) -> str:
-        return f"GrafanaClient({_display(self.url)!r})"
+        return f"GrafanaClient({urls.display(self.url)!r})"
 
     # --- HTTP
     def _request(self, method: str, path: str, body: Any = None) -> Any:
@@ -82,7 +73,7 @@ class GrafanaClient:
             "Authorization": f"Bearer {self._token}", "Accept": "application/json",
             **({"Content-Type": "application/json"} if data is not None else {}),
         })
-        where = _display(self.url)
+        where = urls.display(self.url)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
@@ -103,7 +94,7 @@ class GrafanaClient:
                                "is --url Grafana's address?") from None
 
     def _http_error(self, exc: urllib.error.HTTPError, method: str, path: str) -> GrafanaError:
-        where = _display(self.url)
+        where = urls.display(self.url)
         path = path.split("?")[0]
         try:
             payload = json.loads(exc.read() or b"{}")
@@ -133,7 +124,7 @@ class GrafanaClient:
         while True:
             folders = self._request("GET", f"/api/folders?limit=1000&page={page}")
             if not isinstance(folders, list):
-                raise GrafanaError(f"unexpected answer to GET /api/folders from {_display(self.url)}")
+                raise GrafanaError(f"unexpected answer to GET /api/folders from {urls.display(self.url)}")
             for folder in folders:
                 if isinstance(folder, dict) and folder.get("title") == title and folder.get("uid"):
                     return str(folder["uid"])
@@ -142,7 +133,7 @@ class GrafanaClient:
             page += 1
         created = self._request("POST", "/api/folders", {"title": title})
         if not isinstance(created, dict) or not created.get("uid"):
-            raise GrafanaError(f"Grafana at {_display(self.url)} did not return the new folder's uid")
+            raise GrafanaError(f"Grafana at {urls.display(self.url)} did not return the new folder's uid")
         return str(created["uid"])
 
     def push(self, dashboard: dict[str, Any], folder_uid: str | None, overwrite: bool) -> dict[str, Any]:
@@ -153,10 +144,10 @@ class GrafanaClient:
             body["folderUid"] = folder_uid
         answer = self._request("POST", "/api/dashboards/db", body)
         if not isinstance(answer, dict):
-            raise GrafanaError(f"unexpected answer to POST /api/dashboards/db from {_display(self.url)}")
+            raise GrafanaError(f"unexpected answer to POST /api/dashboards/db from {urls.display(self.url)}")
         return answer
 
     def dashboard_url(self, answer: dict[str, Any]) -> str:
         path = answer.get("url") or f"/d/{quote(str(answer.get('uid', '')))}"
-        base = urlsplit(_display(self.url))
+        base = urlsplit(urls.display(self.url))
         return urlunsplit((base.scheme, base.netloc, path, "", "")) if path.startswith("/") else path
