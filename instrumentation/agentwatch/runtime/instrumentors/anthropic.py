@@ -22,8 +22,6 @@ from typing import Any, Collection
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
 from agentwatch import semconv as sc
 from agentwatch.runtime.content import message_parts, reusable
@@ -43,6 +41,7 @@ from agentwatch.runtime.instrumentors._inference import (
     token_count,
     watch_raw_stream,
 )
+from agentwatch.runtime.instrumentors._on_import import ImportPatches
 from agentwatch.pricing import TokenUsage
 from agentwatch.runtime.processor import ensure_processor
 from agentwatch.runtime.telemetry import telemetry_for
@@ -398,24 +397,19 @@ class AnthropicInstrumentor(BaseInstrumentor):
         return ("anthropic >= 1.0",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        import anthropic  # noqa: F401 - fails clearly when the SDK is absent
-
+        patches = self._patches = ImportPatches("anthropic")  # ModuleNotFoundError when the SDK is absent
         tel = telemetry_for(kwargs)
         ensure_processor(kwargs.get("tracer_provider"))
         begin = _Begin(tel)
         sdk = self._sdk_tracing = SdkTracing(tel)
-        sdk.patch()
-        wrap_function_wrapper(_MODULE, "Messages.create", sync_wrapper(begin, _Finish(False), sdk, "anthropic"))
-        wrap_function_wrapper(_MODULE, "AsyncMessages.create", async_wrapper(begin, _Finish(True), sdk, "anthropic"))
-        wrap_function_wrapper(_MODULE, "Messages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), False))
-        wrap_function_wrapper(_MODULE, "AsyncMessages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), True))
+        # the SDK's own tracing is switched when its client module is imported (before any client exists)
+        patches.when_imported("anthropic._base_client", lambda _module, _patches: sdk.patch())
+        patches.wrap(_MODULE, "Messages.create", sync_wrapper(begin, _Finish(False), sdk, "anthropic"))
+        patches.wrap(_MODULE, "AsyncMessages.create", async_wrapper(begin, _Finish(True), sdk, "anthropic"))
+        patches.wrap(_MODULE, "Messages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), False))
+        patches.wrap(_MODULE, "AsyncMessages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), True))
+        patches.start()  # patched when the application imports anthropic, not before
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        from anthropic.resources import messages
-
-        for cls in (messages.Messages, messages.AsyncMessages):
-            unwrap(cls, "create")
-            unwrap(cls, "stream")
-        sdk = getattr(self, "_sdk_tracing", None)
-        if sdk is not None:
-            sdk.unpatch()
+        self._patches.stop()
+        self._sdk_tracing.unpatch()
