@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any, Mapping, Sequence
 
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.config import DEFAULT_ES_QUEUE_SIZE, ElasticsearchSettings, data_stream_name
 from agentwatch.runtime.logs import redact
@@ -27,6 +28,13 @@ from agentwatch.runtime.logs import redact
 _log = logging.getLogger("agentwatch")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Why records were not delivered: the `error.type` of sc.METRIC_ES_DROPPED_RECORDS.
+DROP_QUEUE_FULL = "queue_full"
+DROP_REJECTED = "rejected"
+DROP_RETRIES_EXHAUSTED = "retries_exhausted"
+DROP_SHUTDOWN = "shutdown"
+DROP_SERIALIZATION = "serialization"
 
 
 # --- client ---------------------------------------------------------------------------------------------
@@ -94,7 +102,7 @@ def build_client(es: ElasticsearchSettings, *, request_timeout: float = 10.0, qu
 def warn_insecure(es: ElasticsearchSettings) -> None:
     if es.url.startswith("https://") and not es.verify_certs:
         _log.warning("agentwatch: TLS certificate verification for Elasticsearch at %s is OFF (%s=false)",
-                     es.url, sc.ENV_ES_VERIFY_CERTS)
+                     es.url, config.ENV_ES_VERIFY_CERTS)
     if es.url.startswith("http://") and (es.api_key or es.password):
         _log.warning("agentwatch: sending Elasticsearch credentials over plain http to %s; use https", es.url)
 
@@ -107,8 +115,8 @@ def describe_error(exc: BaseException, es: ElasticsearchSettings | None = None) 
         return scrub(f"{type(exc).__name__}: {exc}", es)
     where = es.url if es is not None else "Elasticsearch"
     if isinstance(exc, ex.AuthenticationException):
-        return (f"{where} rejected the credentials (401); check {sc.ENV_ES_API_KEY} / {sc.ENV_ES_API_KEY_FILE} "
-                f"or {sc.ENV_ES_USERNAME} and {sc.ENV_ES_PASSWORD}")
+        return (f"{where} rejected the credentials (401); check {config.ENV_ES_API_KEY} / {config.ENV_ES_API_KEY_FILE} "
+                f"or {config.ENV_ES_USERNAME} and {config.ENV_ES_PASSWORD}")
     if isinstance(exc, ex.AuthorizationException):
         return scrub(f"{where}: the credentials lack a privilege (403): {_api_reason(exc)}", es)
     if isinstance(exc, ex.UnsupportedProductError):
@@ -121,7 +129,7 @@ def describe_error(exc: BaseException, es: ElasticsearchSettings | None = None) 
         return scrub(f"{where} answered {exc.meta.status}: {reason}", es)
     if isinstance(exc, ex.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return scrub(f"TLS verification of {where} failed ({_first_line(exc)}); give the cluster's CA with "
-                     f"--ca-certs or {sc.ENV_ES_CA_CERTS}", es)
+                     f"--ca-certs or {config.ENV_ES_CA_CERTS}", es)
     if isinstance(exc, ex.ConnectionTimeout):
         return f"{where} did not answer in time"
     if isinstance(exc, ex.ConnectionError):
@@ -223,7 +231,7 @@ class ElasticsearchHandler:
     def write(self, record: Mapping[str, Any]) -> None:
         try:
             if self._closed:
-                self._drop(1, sc.ES_DROP_SHUTDOWN)
+                self._drop(1, DROP_SHUTDOWN)
                 return
             if self._pid != os.getpid():  # forked: the worker thread did not come along
                 self._after_fork()
@@ -238,7 +246,7 @@ class ElasticsearchHandler:
                     self._accepted += 1
                     full = False
             if full:
-                self._drop(1, sc.ES_DROP_QUEUE_FULL)
+                self._drop(1, DROP_QUEUE_FULL)
                 self._report("queue_full", "agentwatch: the Elasticsearch log queue is full (%d records); dropping "
                              "records (counted in %s)", self.queue_size, sc.METRIC_ES_DROPPED_RECORDS)
         except Exception:  # noqa: BLE001 - the agent must never see a logging failure
@@ -282,7 +290,7 @@ class ElasticsearchHandler:
         with self._lock:
             left = self._accepted - self._settled
         if left > 0:
-            self._settle(dropped=left, reason=sc.ES_DROP_SHUTDOWN)
+            self._settle(dropped=left, reason=DROP_SHUTDOWN)
             _log.warning("agentwatch: %d log records were still unsent to Elasticsearch at shutdown", left)
 
     shutdown = close
@@ -348,7 +356,7 @@ class ElasticsearchHandler:
                     self._send(batch)
                 except Exception:  # noqa: BLE001 - the worker must outlive any bug
                     _log.warning("agentwatch: Elasticsearch handler error (records dropped)", exc_info=True)
-                    self._settle(failed=len(batch), reason=sc.ES_DROP_REJECTED, errors={"agentwatch_error": 1})
+                    self._settle(failed=len(batch), reason=DROP_REJECTED, errors={"agentwatch_error": 1})
             elif self._stopping.is_set() and self._queue.empty():
                 return
 
@@ -387,7 +395,7 @@ class ElasticsearchHandler:
             except (TypeError, ValueError):
                 bad += 1
         if bad:
-            self._settle(failed=bad, reason=sc.ES_DROP_SERIALIZATION, errors={"serialization": bad})
+            self._settle(failed=bad, reason=DROP_SERIALIZATION, errors={"serialization": bad})
         return docs
 
     def _send(self, batch: Sequence[Mapping[str, Any]]) -> None:
@@ -398,14 +406,14 @@ class ElasticsearchHandler:
             if not pending:
                 return
             if attempt >= self.max_retries:
-                self._settle(failed=len(pending), reason=sc.ES_DROP_RETRIES_EXHAUSTED,
+                self._settle(failed=len(pending), reason=DROP_RETRIES_EXHAUSTED,
                              errors={"retries_exhausted": len(pending)})
                 self._report("exhausted", "agentwatch: gave up on %d log records for Elasticsearch after %d "
                              "retries (%s)", len(pending), self.max_retries, problem)
                 return
             delay = min(self.max_backoff, self.initial_backoff * 2 ** attempt) * random.uniform(0.5, 1.0)
             if not self._sleep(delay):
-                self._settle(dropped=len(pending), reason=sc.ES_DROP_SHUTDOWN)
+                self._settle(dropped=len(pending), reason=DROP_SHUTDOWN)
                 self._report("shutdown", "agentwatch: %d log records for Elasticsearch dropped at shutdown (%s)",
                              len(pending), problem)
                 return
@@ -470,7 +478,7 @@ class ElasticsearchHandler:
         self._settle(indexed=indexed)
         if rejected:
             count = sum(rejected.values())
-            self._settle(failed=count, reason=sc.ES_DROP_REJECTED, errors=rejected)
+            self._settle(failed=count, reason=DROP_REJECTED, errors=rejected)
             self._report("rejected", "agentwatch: Elasticsearch rejected %d log records (%s)", count,
                          scrub(sample, self._settings))
         return retry, problem

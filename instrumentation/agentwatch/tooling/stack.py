@@ -42,6 +42,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
+from agentwatch import config
 from agentwatch import thresholds as _thresholds
 from agentwatch.tooling.generate import write as _write_artifacts
 from agentwatch.tooling.generate.alerts import artifacts as _artifacts
@@ -64,8 +65,8 @@ HOST = "127.0.0.1"
 
 # component -> (environment variable, binary names tried on PATH, Debian package)
 _BINARIES = {
-    "prometheus": ("AGENTWATCH_PROMETHEUS_BIN", ("prometheus",), "prometheus"),
-    "alertmanager": ("AGENTWATCH_ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager"),
+    "prometheus": (config.ENV_PROMETHEUS_BIN, ("prometheus",), "prometheus"),
+    "alertmanager": (config.ENV_ALERTMANAGER_BIN, ("prometheus-alertmanager", "alertmanager"),
                      "prometheus-alertmanager"),
 }
 _READY_PATH = "/-/ready"
@@ -90,7 +91,7 @@ class PortInUse(StackError):
 def find_binary(component: str) -> str:
     """The path of the component's binary; BinaryMissing says which package to install."""
     env, names, package = _BINARIES[component]
-    override = os.environ.get(env, "").strip()
+    override = config.binary_override(env)
     if override:
         path = shutil.which(override)
         if path is None:

@@ -42,6 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch import thresholds
 from agentwatch.tooling import stack
@@ -433,7 +434,7 @@ def _child_env(agent: _Agent, endpoint: str | None) -> dict[str, str]:
             if endpoint and key.startswith("OTEL_EXPORTER_OTLP_"):
                 env[key] = value
             continue
-        if key.startswith("AGENTWATCH_") and key not in (sc.ENV_PRICES_FILE, thresholds.ENV_THRESHOLDS_FILE):
+        if key.startswith("AGENTWATCH_") and key not in (config.ENV_PRICES_FILE, config.ENV_THRESHOLDS_FILE):
             continue  # the prices and thresholds (its bucket boundaries) are the user's; the rest is the demo's
         env[key] = value
     env.update({
@@ -441,7 +442,7 @@ def _child_env(agent: _Agent, endpoint: str | None) -> dict[str, str]:
         "OTEL_METRICS_EXPORTER": "prometheus",
         "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
         "OTEL_EXPORTER_PROMETHEUS_PORT": str(agent.port),
-        sc.ENV_JSON_LOGS: str(agent.log_file),
+        config.ENV_JSON_LOGS: str(agent.log_file),
         "ANTHROPIC_OPEN_TELEMETRY": "false",
     })
     if endpoint:
@@ -567,19 +568,19 @@ def run_demo(
             table = thresholds.current()
         except thresholds.ThresholdsError as exc:
             raise DemoError(str(exc)) from None
-    prices_file = os.environ.get(sc.ENV_PRICES_FILE)
+    prices_file = config.prices_file()
     if prices_file:  # the agents would only log it and price with the bundled data: say it now, once
         try:
             PriceBook(prices_file)
         except PricingConfigError as exc:
-            raise DemoError(f"{sc.ENV_PRICES_FILE}: {' '.join(str(exc).split())}") from None
+            raise DemoError(f"{config.ENV_PRICES_FILE}: {' '.join(str(exc).split())}") from None
     if timeout is None:
         timeout = 600.0 + (plan.duration or 0.0)
 
     console = console or make_console()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    endpoint = (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip() or None
+    endpoint = config.otlp_endpoint()
     team = [
         _Agent(
             name=name, index=i, port=prometheus_port + i,
