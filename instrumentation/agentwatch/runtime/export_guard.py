@@ -11,10 +11,11 @@ the agentwatch configurator, and `agentwatch.init()`):
   unreachable host, or a request that times out) marks the endpoint down: that export ends at once, and
   exports to it end without sending for `RETRY_AFTER_S` seconds; then one request tries again. The session
   ends an export by raising `CollectorUnavailable`, which the exporters treat as final (no backoff).
-* `ExportGuard.shutdown`, which replaces the providers' own atexit handlers: once exit begins, a request
-  gets at most what is left of the exit budget (AGENTWATCH_EXIT_TIMEOUT_SECONDS, by default the OTLP
-  timeout), a collector that answers "retry later" (429, 5xx) is not retried, and the providers flush in
-  the order the data flows: traces (ending spans emit run metrics and logs), metrics, logs.
+* `ExportGuard.shutdown`, which replaces the providers' own atexit handlers. The exit budget
+  (AGENTWATCH_EXIT_TIMEOUT_SECONDS, by default the OTLP timeout) bounds every request (so one still in
+  flight when the agent exits ends within it); once exit begins a request gets at most what is left of
+  it, a collector that answers "retry later" (429, 5xx) is not retried, and the providers flush in the
+  order the data flows: traces (ending spans emit run metrics and logs), metrics, logs.
 
 So the exit adds milliseconds when the collector refuses connections and at most the budget when it accepts
 and never answers. Every batch agentwatch drops is counted per signal and reported in one log line at exit
@@ -236,10 +237,10 @@ class GuardedSession(requests.Session):
         refusal, remaining = guard.check(url)
         if refusal:
             raise guard.drop(url, refusal)
+        # No request outlives the exit budget: one still in flight when the agent exits ends within it.
+        limit = max(guard.exit_timeout if remaining is None else remaining, 0.01)
         timeout = kwargs.get("timeout")
-        if remaining is not None:
-            timeout = remaining if not isinstance(timeout, (int, float)) else min(timeout, remaining)
-            kwargs["timeout"] = timeout
+        timeout = kwargs["timeout"] = limit if not isinstance(timeout, (int, float)) else min(timeout, limit)
         try:
             response = super().request(method, url, *args, **kwargs)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:

@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
-from agentwatch import config, thresholds
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.runtime import foreign
 from agentwatch.runtime.logs import emit as emit_log
@@ -397,6 +397,8 @@ class _AgentInstruments:
     """The agent-level instruments; bucket boundaries include every threshold value."""
 
     def __init__(self, tel: Telemetry):
+        from agentwatch import thresholds  # the table is read on the first run, not at start-up
+
         table = thresholds.current()
         meter = tel.meter
         self.duration = meter.create_histogram(
