@@ -92,6 +92,7 @@ bench: setup
 	$(BIN)/python bench/bench_overhead.py
 	$(BIN)/python bench/bench_pricing.py
 	$(BIN)/python bench/bench_processor_soak.py
+	$(BIN)/python bench/bench_startup.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) build *.egg-info collector/bin
