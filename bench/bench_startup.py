@@ -44,6 +44,7 @@ INSTRUMENT = str(BIN / "opentelemetry-instrument")
 EXIT_AGENT = HERE.parent / "tests" / "agents" / "exit_agent.py"
 OTHER_LIBRARIES = ("anthropic", "mcp", "mcp_types", "agents", "langchain_core", "langsmith", "genai_prices")
 OWNERS = (  # (owner, module prefixes), first match wins
+    ("the other supported libraries and price data", OTHER_LIBRARIES),
     ("OTLP exporters (protobuf, requests)", ("opentelemetry.exporter", "opentelemetry.proto", "google", "requests",
                                            "urllib3", "charset_normalizer", "certifi", "idna")),
     ("agentwatch", ("agentwatch",)),
@@ -94,6 +95,8 @@ def import_times(stderr: str) -> dict[str, int]:
 # --- 1. start-up -----------------------------------------------------------------------------------------
 NONE = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
 FLOOR = "opentelemetry-instrument alone"
+SDK_ONLY = "opentelemetry-distro's SDK, no instrumentor"
+DISTRO_DIR = Path(sys.prefix) / "extras" / "distro"  # `make setup` installs opentelemetry-distro there
 
 
 def startup_cases(script: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -104,6 +107,11 @@ def startup_cases(script: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
         FLOOR: (instrumented, base_env(**NONE, OTEL_PYTHON_DISTRO="no-such-distro",
                                        OTEL_PYTHON_CONFIGURATOR="no-such-configurator",
                                        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="*")),
+        # the same SDK configured the standard way (opentelemetry-distro), nothing instrumented
+        **({SDK_ONLY: (instrumented, base_env(**NONE, PYTHONPATH=str(DISTRO_DIR), OTEL_PYTHON_DISTRO="distro",
+                                              OTEL_PYTHON_CONFIGURATOR="configurator",
+                                              OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="*"))}
+           if (DISTRO_DIR / "opentelemetry" / "distro").is_dir() else {}),
         "agentwatch, exporters none": (instrumented, base_env(**NONE)),
         "agentwatch, OTLP/HTTP": (instrumented, base_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318")),
     }
@@ -128,7 +136,7 @@ def startup(runs: int) -> None:
                 best = best_imports[name]
                 best[module] = min(best.get(module, micros), micros)
     print(f"\n1. start-up of `import openai` ({runs} runs each, load average {os.getloadavg()[0]:.1f})")
-    print(f"   {'case':34} {'wall min':>9} {'median':>8} {'CPU min':>8} {'median':>8}   added (wall median / CPU min)")
+    print(f"   {'case':42} {'wall min':>9} {'median':>8} {'CPU min':>8} {'median':>8}   added (wall median / CPU min)")
     floor_wall, floor_cpu = statistics.median(walls[FLOOR]), min(cpus[FLOOR])
     plain_wall, plain_cpu = statistics.median(walls["plain"]), min(cpus["plain"])
     for name in cases:
@@ -136,7 +144,10 @@ def startup(runs: int) -> None:
         added = "" if name == "plain" else f"   +{wall_med - plain_wall:.3f} s / +{cpu_min - plain_cpu:.3f} s"
         if name.startswith("agentwatch"):
             added += f"   (over the floor: +{wall_med - floor_wall:.3f} s / +{cpu_min - floor_cpu:.3f} s)"
-        print(f"   {name:34} {min(walls[name]):9.3f} {wall_med:8.3f} {cpu_min:8.3f} {statistics.median(cpus[name]):8.3f}{added}")
+            if SDK_ONLY in cases and "none" in name:
+                sdk_wall, sdk_cpu = statistics.median(walls[SDK_ONLY]), min(cpus[SDK_ONLY])
+                added += f"   (over {SDK_ONLY}: +{wall_med - sdk_wall:.3f} s / +{cpu_min - sdk_cpu:.3f} s)"
+        print(f"   {name:42} {min(walls[name]):9.3f} {wall_med:8.3f} {cpu_min:8.3f} {statistics.median(cpus[name]):8.3f}{added}")
     plain_modules = best_imports["plain"]
     for name in list(cases)[1:]:
         added = {m: t for m, t in best_imports[name].items() if m not in plain_modules}
@@ -205,7 +216,7 @@ def instructions() -> None:
     out.mkdir(exist_ok=True)
     script.write_text("import openai\nprint('ok', openai.__version__)\n")
     cases = startup_cases(script)
-    print("\n3. instructions (callgrind; the launcher and the agent's interpreter together)")
+    print("\n3. instructions (callgrind; the agent's interpreter: the launcher process, replaced by exec, is not counted)")
     counts = {}
     for name, (command, env) in cases.items():
         timed(command, env)  # bytecode
@@ -215,7 +226,7 @@ def instructions() -> None:
                               text=True, timeout=3600)
         counts[name] = sum(int(n) for n in re.findall(r"Collected : (\d+)", proc.stderr))
         added = "" if name == "plain" else f"  (+{(counts[name] - counts['plain']) / 1e6:,.0f} M)"
-        print(f"   {name:34} {counts[name] / 1e6:10,.0f} M instructions{added}")
+        print(f"   {name:42} {counts[name] / 1e6:10,.0f} M instructions{added}")
 
 
 def main() -> None:

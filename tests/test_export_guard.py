@@ -225,3 +225,25 @@ def test_signal_and_endpoint_from_the_url():
     assert export_guard._signal("http://c:4318/v1/metrics") == "metrics"
     assert export_guard._signal("http://c:4318/custom/path") == "other"
     assert export_guard._endpoint("https://user:secret@c.example:4318/v1/logs") == "https://c.example:4318"
+
+
+def test_exit_shuts_the_providers_down_once_in_data_order_within_the_budget():
+    calls = []
+
+    class Provider:
+        def __init__(self, name, done=False):
+            self.name, self._shutdown = name, done
+
+        def shutdown(self):
+            calls.append((self.name, None))
+
+    class Meter(Provider):
+        def shutdown(self, timeout_millis=30_000):
+            calls.append((self.name, timeout_millis))
+
+    guard = ExportGuard(exit_timeout=3)
+    guard.own_shutdown([Provider("traces"), Meter("metrics"), Provider("logs"), Provider("shut down already", True)])
+    guard.shutdown()
+    guard.shutdown()  # at exit again (atexit) or from agentwatch.shutdown(): once only
+    assert [name for name, _ in calls] == ["traces", "metrics", "logs"]
+    assert 0 < calls[1][1] <= 3000  # the meter provider gets what is left of the budget

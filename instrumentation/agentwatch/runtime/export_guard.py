@@ -151,6 +151,8 @@ class ExportGuard:
         atexit.unregister(self.shutdown)
         self.begin_exit()
         for provider in self._providers:
+            if getattr(provider, "_shutdown", False) is True:
+                continue  # the application shut it down already (the MeterProvider would warn about a second time)
             try:
                 if "timeout_millis" in inspect.signature(provider.shutdown).parameters:
                     provider.shutdown(timeout_millis=max(self._remaining() or 0.0, MIN_SHUTDOWN_S) * 1000)
