@@ -69,6 +69,10 @@ ENV_OTLP_HTTP_CREDENTIAL_PROVIDERS = {
     "logs": "OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER",
 }
 ENV_OTLP_HTTP_CREDENTIAL_PROVIDER = "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER"
+# Other libraries' variables agentwatch takes into account
+ENV_ANTHROPIC_SDK_TRACING = ("ANTHROPIC_OPEN_TELEMETRY", "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE",
+                             "ANTHROPIC_OPEN_TELEMETRY_TRACES_MAX_CONTENT_BYTES")  # the anthropic SDK's own spans
+ENV_TRACELOOP_METRICS = "TRACELOOP_METRICS_ENABLED"  # OpenLLMetry's metrics switch
 _EXPORTERS_ENV = {"traces": OTEL_TRACES_EXPORTER, "metrics": OTEL_METRICS_EXPORTER, "logs": OTEL_LOGS_EXPORTER}
 _PROTOCOL_ENV = {"traces": OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "metrics": OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
                  "logs": OTEL_EXPORTER_OTLP_LOGS_PROTOCOL}
@@ -246,6 +250,19 @@ def exit_timeout_seconds() -> float:
         _log.warning("agentwatch: %s=%r is not a positive number of seconds; using %s", ENV_EXIT_TIMEOUT_SECONDS,
                      raw, otlp)
         return otlp
+
+
+# --- other instrumentations -------------------------------------------------------------------------------
+def anthropic_sdk_tracing_configured() -> bool:
+    """Whether the environment configures the anthropic SDK's own spans (ANTHROPIC_OPEN_TELEMETRY=false turns
+    them off; any other value, or a content-mode variable, is the user's explicit choice)."""
+    value = os.environ.get(ENV_ANTHROPIC_SDK_TRACING[0], "").strip().lower()
+    return (value not in ("", "false")) or any(os.environ.get(name) for name in ENV_ANTHROPIC_SDK_TRACING[1:])
+
+
+def traceloop_metrics_enabled() -> bool:
+    """Whether OpenLLMetry records its own gen_ai.client.* metrics (TRACELOOP_METRICS_ENABLED, default true)."""
+    return (os.environ.get(ENV_TRACELOOP_METRICS) or "true").lower() == "true"
 
 
 # --- the operator's tooling -------------------------------------------------------------------------------

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 from typing import Any, Collection
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.runtime.content import message_parts, reusable
 from agentwatch.runtime.instrumentors._inference import (
@@ -278,8 +278,6 @@ class _SdkOffManager(wrapt.ObjectProxy):
 
 
 # --- the SDK's own tracing -----------------------------------------------------------------------------
-_ENV_SDK_TRACING = ("ANTHROPIC_OPEN_TELEMETRY", "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE",
-                    "ANTHROPIC_OPEN_TELEMETRY_TRACES_MAX_CONTENT_BYTES")
 _EXPLICIT = "_agentwatch_open_telemetry_explicit"  # set on each client by the patched _set_open_telemetry
 _SDK_SPAN_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("agentwatch_anthropic_sdk_span_off",
                                                                       default=False)
@@ -287,8 +285,7 @@ _SDK_SPAN_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("agentwatch
 
 def _env_explicit() -> bool:
     """Whether the environment configures the SDK's spans (ANTHROPIC_OPEN_TELEMETRY=false turns them off)."""
-    value = os.environ.get("ANTHROPIC_OPEN_TELEMETRY", "").strip().lower()
-    return (value not in ("", "false")) or any(os.environ.get(name) for name in _ENV_SDK_TRACING[1:])
+    return config.anthropic_sdk_tracing_configured()
 
 
 class _Inherited(dict):
