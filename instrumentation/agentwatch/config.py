@@ -63,6 +63,7 @@ ENV_GRAFANA_API_TOKEN = "GRAFANA_API_TOKEN"
 
 # OpenTelemetry's own variables that agentwatch reads too (spelled here where the SDK has no public constant)
 ENV_OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"  # declarative SDK configuration (opentelemetry-sdk >= 1.45)
+ENV_OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"  # read by the collector's resourcedetection `env`
 ENV_OTLP_HTTP_CREDENTIAL_PROVIDERS = {
     "traces": "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
     "metrics": "OTEL_PYTHON_EXPORTER_OTLP_HTTP_METRICS_CREDENTIAL_PROVIDER",
