@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.installed
 EXTRAS := $(VENV)/extras
 
 # The lowest supported versions (pyproject's lower bounds, tests/support/lowest_pins.py) in their own venv,
-# for the client-facing tests only.
+# for the client-facing tests, and the export guard's (the OTLP/HTTP exporters' retry code changed in 1.45).
 LOWEST       := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed
-CLIENT_TESTS := tests/test_openai.py tests/test_anthropic.py tests/test_content_capture.py tests/test_sdk_tracing.py
+CLIENT_TESTS := tests/test_openai.py tests/test_anthropic.py tests/test_content_capture.py tests/test_sdk_tracing.py \
+                tests/test_export_guard.py
 
 .PHONY: demo test test-lowest setup system-deps bench generate check clean collector go-toolchain go-test go-bench
 
@@ -96,6 +97,7 @@ bench: setup
 	$(BIN)/python bench/bench_overhead.py
 	$(BIN)/python bench/bench_pricing.py
 	$(BIN)/python bench/bench_processor_soak.py
+	$(BIN)/python bench/bench_startup.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) build *.egg-info collector/bin

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from otlp_receiver import OtlpReceiver  # noqa: E402
 
+from agentwatch import config
 from agentwatch import semconv as sc  # noqa: E402
 from agentwatch.tooling.demo.agents import AGENTS  # noqa: E402
 from agentwatch.tooling.demo.stub import StubServer  # noqa: E402
@@ -43,7 +44,7 @@ def _env(rx: OtlpReceiver, agent: str, log_file: Path) -> dict[str, str]:
         "OTEL_SERVICE_NAME": f"demo-{agent}",
         "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
         "OTEL_METRIC_EXPORT_INTERVAL": "500",
-        sc.ENV_JSON_LOGS: str(log_file),
+        config.ENV_JSON_LOGS: str(log_file),
     })
     return env
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from agentwatch.tooling import generate as gen
-from agentwatch import semconv as sc
+from agentwatch import config
 from agentwatch.tooling.generate import alertmanager, alerts, deploy
 from agentwatch.tooling.generate import collector as col
 from support.deploy_helpers import K8S, OVERLAYS, REPO, generated, image_problems, load_manifests, load_yaml
@@ -323,9 +323,9 @@ def test_es_setup_job_runs_agentwatch_es_setup(built):
     assert "setup" in main.commands["es"].commands
     backends = _configmap(docs, "agentwatch-backends")
     assert {"configMapRef": {"name": backends["metadata"]["name"]}} in container["envFrom"]
-    assert backends["data"][sc.ENV_ES_URL]
+    assert backends["data"][config.ENV_ES_URL]
     refs = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
-    assert refs == {sc.ENV_ES_USERNAME, sc.ENV_ES_PASSWORD, sc.ENV_ES_API_KEY}
+    assert refs == {config.ENV_ES_USERNAME, config.ENV_ES_PASSWORD, config.ENV_ES_API_KEY}
 
 
 def test_no_floating_images_or_secrets_in_the_sources():

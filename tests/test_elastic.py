@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from agentwatch.tooling import elastic
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.tooling.cli import main
 from agentwatch.config import ConfigError, ElasticsearchSettings, elasticsearch_settings
@@ -177,27 +178,27 @@ def test_collector_style_nested_documents_read_like_flat_ones():
 def test_settings_from_environment_and_files(tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text(API_KEY + "\n")
-    s = ElasticsearchSettings.from_environ({sc.ENV_ES_URL: "https://es.example.com:9243/",
-                                            sc.ENV_ES_API_KEY_FILE: str(key_file),
-                                            sc.ENV_ES_NAMESPACE: "prod"})
+    s = ElasticsearchSettings.from_environ({config.ENV_ES_URL: "https://es.example.com:9243/",
+                                            config.ENV_ES_API_KEY_FILE: str(key_file),
+                                            config.ENV_ES_NAMESPACE: "prod"})
     assert (s.url, s.api_key, s.namespace, s.verify_certs) == ("https://es.example.com:9243", API_KEY, "prod", True)
     assert API_KEY not in repr(s)
 
-    s = ElasticsearchSettings.from_environ({sc.ENV_ES_URL: f"https://elastic:{PASSWORD}@es.example.com"})
+    s = ElasticsearchSettings.from_environ({config.ENV_ES_URL: f"https://elastic:{PASSWORD}@es.example.com"})
     assert (s.url, s.username, s.password) == ("https://es.example.com", "elastic", PASSWORD)
     assert PASSWORD not in repr(s)
 
-    s = ElasticsearchSettings.from_environ({sc.ENV_ES_URL: "https://es:9200", sc.ENV_ES_VERIFY_CERTS: "false"})
+    s = ElasticsearchSettings.from_environ({config.ENV_ES_URL: "https://es:9200", config.ENV_ES_VERIFY_CERTS: "false"})
     assert s.verify_certs is False
     assert ElasticsearchSettings.from_environ({}) is None
 
     for env, message in (
-        ({sc.ENV_ES_URL: "ftp://es"}, "http:// or https://"),
-        ({sc.ENV_ES_URL: "https://es", sc.ENV_ES_API_KEY_FILE: str(tmp_path / "missing")}, "cannot read the API key"),
-        ({sc.ENV_ES_URL: "https://es", sc.ENV_ES_USERNAME: "elastic"}, "without a password"),
-        ({sc.ENV_ES_URL: "https://es", sc.ENV_ES_CA_CERTS: str(tmp_path / "ca.pem")}, "does not exist"),
-        ({sc.ENV_ES_URL: "https://es", sc.ENV_ES_NAMESPACE: "Prod-1"}, "not a valid data stream namespace"),
-        ({sc.ENV_ES_URL: f"https://u:{PASSWORD}@es:99999"}, "cannot be parsed"),
+        ({config.ENV_ES_URL: "ftp://es"}, "http:// or https://"),
+        ({config.ENV_ES_URL: "https://es", config.ENV_ES_API_KEY_FILE: str(tmp_path / "missing")}, "cannot read the API key"),
+        ({config.ENV_ES_URL: "https://es", config.ENV_ES_USERNAME: "elastic"}, "without a password"),
+        ({config.ENV_ES_URL: "https://es", config.ENV_ES_CA_CERTS: str(tmp_path / "ca.pem")}, "does not exist"),
+        ({config.ENV_ES_URL: "https://es", config.ENV_ES_NAMESPACE: "Prod-1"}, "not a valid data stream namespace"),
+        ({config.ENV_ES_URL: f"https://u:{PASSWORD}@es:99999"}, "cannot be parsed"),
     ):
         with pytest.raises(ConfigError, match=message) as info:
             ElasticsearchSettings.from_environ(env)
@@ -207,10 +208,10 @@ def test_settings_from_environment_and_files(tmp_path):
 def test_explicit_options_win_over_the_environment(tmp_path):
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD)
-    env = {sc.ENV_ES_URL: "https://env:9200", sc.ENV_ES_API_KEY: "env-key", sc.ENV_ES_NAMESPACE: "envns"}
+    env = {config.ENV_ES_URL: "https://env:9200", config.ENV_ES_API_KEY: "env-key", config.ENV_ES_NAMESPACE: "envns"}
     s = elasticsearch_settings("https://code:9200", environ=env, namespace="codens")
     assert (s.url, s.namespace, s.api_key) == ("https://code:9200", "codens", "env-key")
-    s = elasticsearch_settings(None, environ={**env, sc.ENV_ES_API_KEY: ""}, username="u", password_file=str(pw))
+    s = elasticsearch_settings(None, environ={**env, config.ENV_ES_API_KEY: ""}, username="u", password_file=str(pw))
     assert (s.url, s.username, s.password) == ("https://env:9200", "u", PASSWORD)
     s = elasticsearch_settings(None, environ=env, verify_certs=False, queue_size=10)
     assert (s.verify_certs, s.queue_size) == (False, 10)
@@ -240,7 +241,7 @@ def test_client_auth_and_tls_options(tmp_path):
 def test_es_setup_command(fake_es, monkeypatch):
     _clean_env(monkeypatch)
     fake_es.require_auth(f"ApiKey {API_KEY}")
-    env = {sc.ENV_ES_API_KEY: API_KEY}
+    env = {config.ENV_ES_API_KEY: API_KEY}
     result = _cli("es", "setup", "--url", fake_es.url, env=env)
     assert result.exit_code == 0, result.output
     assert "created   ILM policy logs-agentwatch-default  (delete after 30 d)" in result.output
@@ -271,7 +272,7 @@ def test_es_setup_basic_auth_from_a_password_file(fake_es, monkeypatch, tmp_path
 def test_es_setup_errors_name_the_problem_not_the_secret(fake_es, monkeypatch):
     _clean_env(monkeypatch)
     fake_es.require_auth("ApiKey the-right-one")
-    result = CliRunner().invoke(main, ["es", "setup", "--url", fake_es.url], env={sc.ENV_ES_API_KEY: API_KEY})
+    result = CliRunner().invoke(main, ["es", "setup", "--url", fake_es.url], env={config.ENV_ES_API_KEY: API_KEY})
     assert result.exit_code == 1
     assert "rejected the credentials (401)" in result.output
     assert API_KEY not in result.output
@@ -284,7 +285,7 @@ def test_es_setup_errors_name_the_problem_not_the_secret(fake_es, monkeypatch):
 
     result = CliRunner().invoke(main, ["es", "setup", "--url", fake_es.url, "--namespace", "Bad-Name"])
     assert result.exit_code == 1 and "not a valid data stream namespace" in result.output
-    result = CliRunner().invoke(main, ["es", "setup"], env={sc.ENV_ES_URL: ""})
+    result = CliRunner().invoke(main, ["es", "setup"], env={config.ENV_ES_URL: ""})
     assert result.exit_code == 2 and "--url" in result.output
 
 

@@ -20,6 +20,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from agentwatch.runtime import elasticsearch as elastic
 from agentwatch.runtime import telemetry
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.tooling.cli import main
 from agentwatch.config import ElasticsearchSettings
@@ -338,7 +339,7 @@ def test_no_credential_in_logs_errors_or_reprs(fake_es, caplog, capfd):
         except (ApiError, TransportError) as exc:
             messages.append(elastic.describe_error(exc, s))
     result = CliRunner().invoke(main, ["es", "setup", "--url", f"http://elastic:{PASSWORD}@{fake_es.url[7:]}"],
-                                env={sc.ENV_ES_API_KEY: API_KEY})
+                                env={config.ENV_ES_API_KEY: API_KEY})
     captured = capfd.readouterr()
     everything = "\n".join([caplog.text, *messages, repr(settings), repr(dead), repr(h), result.output,
                             captured.out, captured.err])

@@ -24,6 +24,7 @@ LAYERS = {
     "agentwatch.thresholds": 1,
     "agentwatch.runtime": 2,
     "agentwatch.runtime.logs": 2,
+    "agentwatch.runtime.export_guard": 2,
     "agentwatch.runtime.telemetry": 3,
     "agentwatch.runtime.elasticsearch": 3,
     "agentwatch.runtime.runs": 3,

@@ -13,7 +13,7 @@ from genai_prices.types import ModelPrice, Provider, Tier, TieredPrices
 
 from agentwatch import pricing
 from agentwatch.pricing import PriceBook, PricingConfigError, TokenUsage, default_price_book
-from agentwatch.semconv import ENV_PRICES_FILE
+from agentwatch.config import ENV_PRICES_FILE
 
 TEST_LAYER = "unit"  # every test here is unit unless marked otherwise (conftest.py)
 

@@ -6,7 +6,6 @@ Zero-code: `opentelemetry-instrument python agent.py`. In code: `agentwatch.init
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any, Mapping
 
@@ -19,7 +18,7 @@ __all__ = ["init", "shutdown", "agent_run", "agent", "tool", "tool_call", "Agent
 
 _log = logging.getLogger("agentwatch")
 _lock = threading.Lock()
-_state: dict[str, Any] = {"initialized": False, "owned": [], "instrumentors": []}
+_state: dict[str, Any] = {"initialized": False, "installed": None, "instrumentors": []}
 
 
 def init(
@@ -48,9 +47,10 @@ def init(
             return
         from agentwatch.runtime import setup as _setup
 
-        resource = _setup.resource(service_name)
-        endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        _state["owned"] = _setup.install_providers(resource, endpoint, console, prometheus_port)
+        from agentwatch import config
+
+        endpoint = otlp_endpoint or config.otlp_endpoint()
+        _state["installed"] = _setup.install_providers(service_name, endpoint, console, prometheus_port)
         if elasticsearch_url or elasticsearch_options:
             _setup.enable_elasticsearch(elasticsearch_url, elasticsearch_options or {})
         if instrument:
@@ -69,9 +69,6 @@ def shutdown() -> None:
                 instrumentor.uninstrument()
             except Exception:  # noqa: BLE001
                 _log.debug("agentwatch: uninstrument failed", exc_info=True)
-        for provider in _state["owned"]:
-            try:
-                provider.shutdown()
-            except Exception:  # noqa: BLE001
-                _log.debug("agentwatch: provider shutdown failed", exc_info=True)
-        _state.update(initialized=False, owned=[], instrumentors=[])
+        if _state["installed"] is not None:
+            _state["installed"].shutdown()  # within the exit budget; dropped batches reported in one line
+        _state.update(initialized=False, installed=None, instrumentors=[])

@@ -72,14 +72,14 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable, Final, NamedTuple
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Callable, Final, NamedTuple
 
-import yaml
-from genai_prices import Usage, data_snapshot
-from genai_prices.data_units import unit_data
-from genai_prices.types import ModelPrice, TieredPrices
+from . import config
 
-from .semconv import ENV_PRICES_FILE
+if TYPE_CHECKING:  # genai-prices (pydantic models, the price data) is imported on the first lookup only
+    from genai_prices import Usage
+    from genai_prices.types import ModelPrice, TieredPrices
 
 __all__ = ("TokenUsage", "PriceBook", "PricingConfigError", "default_price_book")
 
@@ -118,6 +118,7 @@ _REPORTED_USAGE_KEYS: Final = frozenset(
 )
 
 
+@lru_cache(maxsize=1)
 def _zero_price_keys() -> frozenset[str]:
     """Price keys that add nothing to the cost of a TokenUsage, derived from genai-prices' unit registry.
 
@@ -128,6 +129,8 @@ def _zero_price_keys() -> frozenset[str]:
     of two reported units cannot arise: the reported units are either nested, like input/cache_read,
     or conflict, like input/output.)
     """
+    from genai_prices.data_units import unit_data
+
     reported = [frozenset(unit_data[k].get("dimensions", {}).items()) for k in _REPORTED_USAGE_KEYS]
     zero = set()
     for usage_key, unit in unit_data.items():
@@ -140,7 +143,6 @@ def _zero_price_keys() -> frozenset[str]:
 
 
 _FAST_KEYS: Final = frozenset({_INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _REASONING, _REQUESTS})
-_ZERO_KEYS: Final = _zero_price_keys()
 _PER_MTOK: Final = 1_000_000.0
 _INF: Final = math.inf
 
@@ -186,6 +188,8 @@ class _GenaiPricesFallback:
 
 def genai_prices_usage(usage: TokenUsage) -> Usage:
     """The same counts in genai-prices' own Usage (its name for reasoning tokens differs)."""
+    from genai_prices import Usage
+
     return Usage(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
@@ -350,6 +354,8 @@ def _resolve_bundled(provider_id: str | None, model_l: str, now: datetime) -> An
     provider's own model matching (which handles dated suffixes and fallback providers such as Azure ->
     OpenAI).
     """
+    from genai_prices import data_snapshot  # the price data loads here, on the first lookup, not at import
+
     snapshot = data_snapshot.get_snapshot()
     found = data_snapshot.find_provider_by_id(snapshot.providers, provider_id) if provider_id else None
     if found is None:
@@ -366,6 +372,9 @@ def _resolve_bundled(provider_id: str | None, model_l: str, now: datetime) -> An
 
 
 def _entry_for(model_price: ModelPrice) -> Any:
+    from genai_prices import Usage
+    from genai_prices.types import TieredPrices
+
     prices = {k: v for k, v in vars(model_price).items() if not k.startswith("_") and v is not None}
     if prices and not any(k.endswith("_mtok") for k in prices):
         # Priced per audio hour, character, page, ...: token counts cannot price it, and genai-prices
@@ -375,9 +384,10 @@ def _entry_for(model_price: ModelPrice) -> Any:
     # bad tier starts, a priced part without its parent's price, ...) raises here and the model stays
     # unpriced, as genai_prices.calc_price would fail on it.
     model_price.calc_price(Usage(input_tokens=0, output_tokens=0))
-    if not all((k in _FAST_KEYS or k in _ZERO_KEYS) and _float_priceable(v) for k, v in prices.items()):
+    zero_keys = _zero_price_keys()
+    if not all((k in _FAST_KEYS or k in zero_keys) and _float_priceable(v) for k, v in prices.items()):
         return _GenaiPricesFallback(model_price)
-    # Only the reported parts count: a tiered price of a part TokenUsage never reports (a _ZERO_KEYS key
+    # Only the reported parts count: a tiered price of a part TokenUsage never reports (a zero-price key
     # such as cache_write_1h_mtok) adds nothing, whatever its tiers.
     fast = {k: v for k, v in prices.items() if k in _FAST_KEYS}
     starts = sorted({t.start for v in fast.values() if isinstance(v, TieredPrices) for t in v.tiers})
@@ -393,6 +403,8 @@ def _entry_for(model_price: ModelPrice) -> Any:
 def _float_priceable(value: Any) -> bool:
     """A price genai-prices accepts (its `_validate_model_price_value`): a finite, non-negative Decimal, or
     TieredPrices of such prices with int tier starts >= 0 in non-decreasing order."""
+    from genai_prices.types import TieredPrices
+
     if isinstance(value, TieredPrices):
         previous = 0
         for tier in value.tiers:
@@ -406,6 +418,8 @@ def _float_priceable(value: Any) -> bool:
 def _applicable(price: Decimal | TieredPrices, crossed: int | None) -> Decimal:
     """genai-prices' `calc_unit_price` tier choice for every total input above `crossed` (and at or below
     the next tier start of the model); `crossed=None` is "no tier start crossed"."""
+    from genai_prices.types import TieredPrices
+
     if not isinstance(price, TieredPrices):
         return price
     if crossed is not None:
@@ -437,6 +451,8 @@ _ALLOWED_KEYS: Final = frozenset({"model", "model_prefix", "provider", *_PRICE_F
 
 def _load_overrides(path: str) -> tuple[_Override, ...]:
     """Parse and strictly validate the override YAML; any problem is a PricingConfigError."""
+    import yaml
+
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
@@ -544,6 +560,6 @@ def default_price_book() -> PriceBook:
     if book is None:
         with _default_lock:
             if _default_book is None:
-                _default_book = PriceBook(os.environ.get(ENV_PRICES_FILE) or None)
+                _default_book = PriceBook(config.prices_file())
             book = _default_book
     return book

@@ -218,21 +218,6 @@ ECS_LOG_LEVEL: Final = "log.level"
 ECS_TRACE_ID: Final = "trace.id"
 ECS_SPAN_ID: Final = "span.id"
 
-# --- Configuration environment variables ----------------------------------------------------------------
-ENV_OTEL_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
-ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-ENV_CONTENT_MAX_LENGTH: Final = "AGENTWATCH_CONTENT_MAX_LENGTH"
-ENV_STREAM_USAGE: Final = "AGENTWATCH_STREAM_USAGE"
-ENV_JSON_LOGS: Final = "AGENTWATCH_JSON_LOGS"
-ENV_PRICES_FILE: Final = "AGENTWATCH_PRICES_FILE"
-ENV_PROMETHEUS_PORT: Final = "AGENTWATCH_PROMETHEUS_PORT"
-ENV_ROOT_SPAN_RUNS: Final = "AGENTWATCH_ROOT_SPAN_RUNS"  # off | server | all
-ENV_RUN_TTL_SECONDS: Final = "AGENTWATCH_RUN_TTL_SECONDS"
-ENV_RUN_MAX_COST_USD: Final = "AGENTWATCH_RUN_MAX_COST_USD"
-ENV_RUN_MAX_TOKENS: Final = "AGENTWATCH_RUN_MAX_TOKENS"
-ENV_RUN_MAX_INFERENCE_CALLS: Final = "AGENTWATCH_RUN_MAX_INFERENCE_CALLS"
-ENV_BUDGET_WARN_FRACTION: Final = "AGENTWATCH_BUDGET_WARN_FRACTION"
-
 # --- Elasticsearch (logs shipped straight from the agent, or by the collector's elasticsearch exporter) ---
 # Data stream naming scheme `{type}-{dataset}-{namespace}`: logs-agentwatch-default, logs-agentwatch-prod, ...
 ES_DATA_STREAM_TYPE: Final = "logs"
@@ -240,27 +225,10 @@ ES_DATASET: Final = "agentwatch"
 ES_DEFAULT_NAMESPACE: Final = "default"
 ES_DATA_STREAM_PATTERN: Final = "logs-agentwatch-{namespace}"
 ES_DEFAULT_RETENTION_DAYS: Final = 30
-# Records the Elasticsearch handler could not deliver, by `error.type`: queue_full | rejected |
-# retries_exhausted | shutdown | serialization.
+# Records the Elasticsearch handler could not deliver, by `error.type` (the reasons: runtime/elasticsearch.py).
 METRIC_ES_DROPPED_RECORDS: Final = "agentwatch.elasticsearch.dropped_records"
 PROM_ES_DROPPED_RECORDS: Final = "agentwatch_elasticsearch_dropped_records_total"
 UNIT_RECORD: Final = "{record}"
-ES_DROP_QUEUE_FULL: Final = "queue_full"
-ES_DROP_REJECTED: Final = "rejected"
-ES_DROP_RETRIES_EXHAUSTED: Final = "retries_exhausted"
-ES_DROP_SHUTDOWN: Final = "shutdown"
-ES_DROP_SERIALIZATION: Final = "serialization"
-
-ENV_ES_URL: Final = "AGENTWATCH_ES_URL"
-ENV_ES_NAMESPACE: Final = "AGENTWATCH_ES_NAMESPACE"
-ENV_ES_API_KEY: Final = "AGENTWATCH_ES_API_KEY"  # the "encoded" form (base64 of id:key)
-ENV_ES_API_KEY_FILE: Final = "AGENTWATCH_ES_API_KEY_FILE"
-ENV_ES_USERNAME: Final = "AGENTWATCH_ES_USERNAME"
-ENV_ES_PASSWORD: Final = "AGENTWATCH_ES_PASSWORD"
-ENV_ES_PASSWORD_FILE: Final = "AGENTWATCH_ES_PASSWORD_FILE"
-ENV_ES_CA_CERTS: Final = "AGENTWATCH_ES_CA_CERTS"
-ENV_ES_VERIFY_CERTS: Final = "AGENTWATCH_ES_VERIFY_CERTS"  # true (default) | false
-ENV_ES_QUEUE_SIZE: Final = "AGENTWATCH_ES_QUEUE_SIZE"
 
 # --- Resource marker and the collector components (otelcol-agentwatch) -----------------------------------
 # A process running the agentwatch Python package sets this RESOURCE attribute (bool true): its metrics were

@@ -20,13 +20,16 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import yaml
+from agentwatch import config
+from agentwatch.config import ENV_THRESHOLDS_FILE  # noqa: F401 - the variable's name, for callers
+
+if TYPE_CHECKING:
+    import yaml
 
 from agentwatch import semconv as sc
 
-ENV_THRESHOLDS_FILE = "AGENTWATCH_THRESHOLDS_FILE"
 SIGNALS = ("success_rate", "steps_per_run", "p99_latency", "tokens_per_run", "cost_per_run", "tool_error_rate")
 FLEET_ALERTS = ("telemetry_absent", "provider_errors", "daily_spend", "watchdog")
 SEVERITIES = ("critical", "warning", "info")
@@ -169,6 +172,8 @@ class Thresholds:
 
 
 def _read(path: str | os.PathLike[str] | None) -> tuple[str, Any]:
+    import yaml  # here, not at import: an agent reads the table once, on its first run
+
     if path is None:
         text = resources.files("agentwatch").joinpath("thresholds.yaml").read_text(encoding="utf-8")
         return "bundled thresholds.yaml", yaml.safe_load(text)
@@ -413,7 +418,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Thresholds:
     missing = [k for k in FLEET_ALERTS if k not in bundled.fleet]
     if missing:
         raise ThresholdsError(f"bundled thresholds.yaml lacks fleet alerts {missing}")
-    override = path if path is not None else os.environ.get(ENV_THRESHOLDS_FILE) or None
+    override = path if path is not None else config.thresholds_file()
     return _parse(*_read(override), bundled) if override else bundled
 
 

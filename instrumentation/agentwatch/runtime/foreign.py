@@ -17,12 +17,12 @@ because its spans carry no gen_ai.client.* metric points.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, Callable
 
 import wrapt
 
+from agentwatch import config
 from agentwatch import semconv as sc
 
 SCOPE = "agentwatch"
@@ -47,7 +47,7 @@ SCOPES_WITHOUT_CLIENT_METRICS = ("com.anthropic.sdk.python",)  # the anthropic S
 
 
 def _traceloop_metrics() -> bool:
-    return (os.environ.get("TRACELOOP_METRICS_ENABLED") or "true").lower() == "true"
+    return config.traceloop_metrics_enabled()
 
 
 def _package_of(module: str) -> str | None:

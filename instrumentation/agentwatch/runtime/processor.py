@@ -25,7 +25,6 @@ attribute container (`_write_ended`), guarded, and a test pins that behaviour.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
@@ -33,8 +32,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
+from agentwatch import config
 from agentwatch import semconv as sc
-from agentwatch import thresholds
 from agentwatch.runtime import foreign
 from agentwatch.runtime.logs import emit as emit_log
 from agentwatch.pricing import TokenUsage
@@ -43,27 +42,7 @@ from agentwatch.runtime.telemetry import CallFacts, LabelLimiter, Telemetry, get
 
 _log = logging.getLogger("agentwatch")
 
-ROOT_SPAN_MODES = ("off", "server", "all")
-DEFAULT_RUN_TTL_S = 3600.0
 _SWEEP_EVERY = 4096
-
-
-def _root_mode() -> str:
-    mode = (os.environ.get(sc.ENV_ROOT_SPAN_RUNS) or "off").strip().lower()
-    if mode not in ROOT_SPAN_MODES:
-        _log.warning("agentwatch: %s=%r is not one of %s; using off", sc.ENV_ROOT_SPAN_RUNS, mode,
-                     "|".join(ROOT_SPAN_MODES))
-        return "off"
-    return mode
-
-
-def _ttl() -> float:
-    raw = os.environ.get(sc.ENV_RUN_TTL_SECONDS)
-    try:
-        return float(raw) if raw else DEFAULT_RUN_TTL_S
-    except ValueError:
-        _log.warning("agentwatch: %s=%r is not a number; using %s", sc.ENV_RUN_TTL_SECONDS, raw, DEFAULT_RUN_TTL_S)
-        return DEFAULT_RUN_TTL_S
 
 
 def operation_of(attributes: Any) -> str | None:
@@ -150,8 +129,8 @@ class AgentSpanProcessor(SpanProcessor):
     def __init__(self, telemetry: Telemetry | None = None, *, root_span_runs: str | None = None,
                  run_ttl_seconds: float | None = None):
         self._telemetry = telemetry
-        self.root_span_runs = root_span_runs if root_span_runs is not None else _root_mode()
-        self.run_ttl = run_ttl_seconds if run_ttl_seconds is not None else _ttl()
+        self.root_span_runs = root_span_runs if root_span_runs is not None else config.root_span_mode()
+        self.run_ttl = run_ttl_seconds if run_ttl_seconds is not None else config.run_ttl_seconds()
         self._instruments: Any = None
         self._starts = 0
         self.evicted_runs = 0
@@ -418,6 +397,8 @@ class _AgentInstruments:
     """The agent-level instruments; bucket boundaries include every threshold value."""
 
     def __init__(self, tel: Telemetry):
+        from agentwatch import thresholds  # the table is read on the first run, not at start-up
+
         table = thresholds.current()
         meter = tel.meter
         self.duration = meter.create_histogram(

@@ -6,7 +6,6 @@ is sent. State is small (a few counters per run, one entry per live span) and fr
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any, Iterator
 
 from opentelemetry import trace
 
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.pricing import TokenUsage
 
@@ -33,30 +33,8 @@ class Budget:
 
     @classmethod
     def from_env(cls) -> "Budget | None":
-        """Default limits from AGENTWATCH_RUN_MAX_* variables; malformed values are ignored with a warning."""
-        def number(name: str, kind: type) -> Any:
-            raw = os.environ.get(name)
-            if not raw:
-                return None
-            try:
-                value = kind(raw)
-                if value <= 0:
-                    raise ValueError
-                return value
-            except ValueError:
-                import logging
-
-                logging.getLogger("agentwatch").warning("agentwatch: %s=%r is not a positive number; ignored",
-                                                        name, raw)
-                return None
-
-        fraction = number(sc.ENV_BUDGET_WARN_FRACTION, float)
-        budget = cls(
-            cost_usd=number(sc.ENV_RUN_MAX_COST_USD, float),
-            tokens=number(sc.ENV_RUN_MAX_TOKENS, int),
-            inference_calls=number(sc.ENV_RUN_MAX_INFERENCE_CALLS, int),
-            warn_fraction=fraction if fraction is not None and fraction < 1 else 0.8,
-        )
+        """Default limits from the AGENTWATCH_RUN_MAX_* variables (see `config.run_budget_limits`)."""
+        budget = cls(**config.run_budget_limits())
         return None if budget.is_empty() else budget
 
     @classmethod

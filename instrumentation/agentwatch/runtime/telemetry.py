@@ -9,7 +9,6 @@ raised into the agent.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger
 
 from agentwatch import semconv as sc
+from agentwatch import config
 from agentwatch.config import ElasticsearchSettings, Settings
 from agentwatch.runtime.logs import LogSink, combine_sinks, open_json_writer, redact
 from agentwatch.runtime.logs import emit as emit_log
@@ -263,7 +263,7 @@ class Telemetry:
         """The price book, built on first use; a malformed override file is reported once, and the
         bundled prices are used instead, so telemetry keeps flowing."""
         if self.price_book is None:
-            path = os.environ.get(sc.ENV_PRICES_FILE) or None
+            path = config.prices_file()
             try:
                 self.price_book = PriceBook(path)
             except PricingConfigError as exc:

@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Any
 
-from agentwatch import semconv as sc
+from agentwatch import config
 from agentwatch.config import ElasticsearchSettings
 from agentwatch.runtime.logs import redact
 
@@ -80,7 +80,7 @@ def build_client(es: ElasticsearchSettings, *, request_timeout: float = 10.0, qu
 def warn_insecure(es: ElasticsearchSettings) -> None:
     if es.url.startswith("https://") and not es.verify_certs:
         _log.warning("agentwatch: TLS certificate verification for Elasticsearch at %s is OFF (%s=false)",
-                     es.url, sc.ENV_ES_VERIFY_CERTS)
+                     es.url, config.ENV_ES_VERIFY_CERTS)
     if es.url.startswith("http://") and (es.api_key or es.password):
         _log.warning("agentwatch: sending Elasticsearch credentials over plain http to %s; use https", es.url)
 
@@ -93,8 +93,8 @@ def describe_error(exc: BaseException, es: ElasticsearchSettings | None = None) 
         return scrub(f"{type(exc).__name__}: {exc}", es)
     where = es.url if es is not None else "Elasticsearch"
     if isinstance(exc, ex.AuthenticationException):
-        return (f"{where} rejected the credentials (401); check {sc.ENV_ES_API_KEY} / {sc.ENV_ES_API_KEY_FILE} "
-                f"or {sc.ENV_ES_USERNAME} and {sc.ENV_ES_PASSWORD}")
+        return (f"{where} rejected the credentials (401); check {config.ENV_ES_API_KEY} / {config.ENV_ES_API_KEY_FILE} "
+                f"or {config.ENV_ES_USERNAME} and {config.ENV_ES_PASSWORD}")
     if isinstance(exc, ex.AuthorizationException):
         return scrub(f"{where}: the credentials lack a privilege (403): {_api_reason(exc)}", es)
     if isinstance(exc, ex.UnsupportedProductError):
@@ -107,7 +107,7 @@ def describe_error(exc: BaseException, es: ElasticsearchSettings | None = None) 
         return scrub(f"{where} answered {exc.meta.status}: {reason}", es)
     if isinstance(exc, ex.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return scrub(f"TLS verification of {where} failed ({_first_line(exc)}); give the cluster's CA with "
-                     f"--ca-certs or {sc.ENV_ES_CA_CERTS}", es)
+                     f"--ca-certs or {config.ENV_ES_CA_CERTS}", es)
     if isinstance(exc, ex.ConnectionTimeout):
         return f"{where} did not answer in time"
     if isinstance(exc, ex.ConnectionError):

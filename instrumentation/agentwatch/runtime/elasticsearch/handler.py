@@ -22,6 +22,14 @@ _log = logging.getLogger("agentwatch")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
+# Why records were not delivered: the `error.type` of sc.METRIC_ES_DROPPED_RECORDS.
+DROP_QUEUE_FULL = "queue_full"
+DROP_REJECTED = "rejected"
+DROP_RETRIES_EXHAUSTED = "retries_exhausted"
+DROP_SHUTDOWN = "shutdown"
+DROP_SERIALIZATION = "serialization"
+
+
 _WAKE = object()  # queue marker: send what you have now (flush, shutdown)
 _MAX_ERROR_KINDS = 32
 _REPORT_INTERVAL_S = 60.0
@@ -100,7 +108,7 @@ class ElasticsearchHandler:
     def write(self, record: Mapping[str, Any]) -> None:
         try:
             if self._closed:
-                self._drop(1, sc.ES_DROP_SHUTDOWN)
+                self._drop(1, DROP_SHUTDOWN)
                 return
             if self._pid != os.getpid():  # forked: the worker thread did not come along
                 self._after_fork()
@@ -115,7 +123,7 @@ class ElasticsearchHandler:
                     self._accepted += 1
                     full = False
             if full:
-                self._drop(1, sc.ES_DROP_QUEUE_FULL)
+                self._drop(1, DROP_QUEUE_FULL)
                 self._report("queue_full", "agentwatch: the Elasticsearch log queue is full (%d records); dropping "
                              "records (counted in %s)", self.queue_size, sc.METRIC_ES_DROPPED_RECORDS)
         except Exception:  # noqa: BLE001 - the agent must never see a logging failure
@@ -159,7 +167,7 @@ class ElasticsearchHandler:
         with self._lock:
             left = self._accepted - self._settled
         if left > 0:
-            self._settle(dropped=left, reason=sc.ES_DROP_SHUTDOWN)
+            self._settle(dropped=left, reason=DROP_SHUTDOWN)
             _log.warning("agentwatch: %d log records were still unsent to Elasticsearch at shutdown", left)
 
     shutdown = close
@@ -225,7 +233,7 @@ class ElasticsearchHandler:
                     self._send(batch)
                 except Exception:  # noqa: BLE001 - the worker must outlive any bug
                     _log.warning("agentwatch: Elasticsearch handler error (records dropped)", exc_info=True)
-                    self._settle(failed=len(batch), reason=sc.ES_DROP_REJECTED, errors={"agentwatch_error": 1})
+                    self._settle(failed=len(batch), reason=DROP_REJECTED, errors={"agentwatch_error": 1})
             elif self._stopping.is_set() and self._queue.empty():
                 return
 
@@ -264,7 +272,7 @@ class ElasticsearchHandler:
             except (TypeError, ValueError):
                 bad += 1
         if bad:
-            self._settle(failed=bad, reason=sc.ES_DROP_SERIALIZATION, errors={"serialization": bad})
+            self._settle(failed=bad, reason=DROP_SERIALIZATION, errors={"serialization": bad})
         return docs
 
     def _send(self, batch: Sequence[Mapping[str, Any]]) -> None:
@@ -275,14 +283,14 @@ class ElasticsearchHandler:
             if not pending:
                 return
             if attempt >= self.max_retries:
-                self._settle(failed=len(pending), reason=sc.ES_DROP_RETRIES_EXHAUSTED,
+                self._settle(failed=len(pending), reason=DROP_RETRIES_EXHAUSTED,
                              errors={"retries_exhausted": len(pending)})
                 self._report("exhausted", "agentwatch: gave up on %d log records for Elasticsearch after %d "
                              "retries (%s)", len(pending), self.max_retries, problem)
                 return
             delay = min(self.max_backoff, self.initial_backoff * 2 ** attempt) * random.uniform(0.5, 1.0)
             if not self._sleep(delay):
-                self._settle(dropped=len(pending), reason=sc.ES_DROP_SHUTDOWN)
+                self._settle(dropped=len(pending), reason=DROP_SHUTDOWN)
                 self._report("shutdown", "agentwatch: %d log records for Elasticsearch dropped at shutdown (%s)",
                              len(pending), problem)
                 return
@@ -347,7 +355,7 @@ class ElasticsearchHandler:
         self._settle(indexed=indexed)
         if rejected:
             count = sum(rejected.values())
-            self._settle(failed=count, reason=sc.ES_DROP_REJECTED, errors=rejected)
+            self._settle(failed=count, reason=DROP_REJECTED, errors=rejected)
             self._report("rejected", "agentwatch: Elasticsearch rejected %d log records (%s)", count,
                          scrub(sample, self._settings))
         return retry, problem

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 from typing import Any, Collection
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.runtime.content import message_parts, reusable
 from agentwatch.runtime.instrumentors._inference import (
@@ -43,6 +41,7 @@ from agentwatch.runtime.instrumentors._inference import (
     token_count,
     watch_raw_stream,
 )
+from agentwatch.runtime.instrumentors._on_import import ImportPatches
 from agentwatch.pricing import TokenUsage
 from agentwatch.runtime.processor import ensure_processor
 from agentwatch.runtime.telemetry import telemetry_for
@@ -279,8 +278,6 @@ class _SdkOffManager(wrapt.ObjectProxy):
 
 
 # --- the SDK's own tracing -----------------------------------------------------------------------------
-_ENV_SDK_TRACING = ("ANTHROPIC_OPEN_TELEMETRY", "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE",
-                    "ANTHROPIC_OPEN_TELEMETRY_TRACES_MAX_CONTENT_BYTES")
 _EXPLICIT = "_agentwatch_open_telemetry_explicit"  # set on each client by the patched _set_open_telemetry
 _SDK_SPAN_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("agentwatch_anthropic_sdk_span_off",
                                                                       default=False)
@@ -288,8 +285,7 @@ _SDK_SPAN_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("agentwatch
 
 def _env_explicit() -> bool:
     """Whether the environment configures the SDK's spans (ANTHROPIC_OPEN_TELEMETRY=false turns them off)."""
-    value = os.environ.get("ANTHROPIC_OPEN_TELEMETRY", "").strip().lower()
-    return (value not in ("", "false")) or any(os.environ.get(name) for name in _ENV_SDK_TRACING[1:])
+    return config.anthropic_sdk_tracing_configured()
 
 
 class _Inherited(dict):
@@ -398,24 +394,19 @@ class AnthropicInstrumentor(BaseInstrumentor):
         return ("anthropic >= 1.0",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        import anthropic  # noqa: F401 - fails clearly when the SDK is absent
-
+        patches = self._patches = ImportPatches("anthropic")  # ModuleNotFoundError when the SDK is absent
         tel = telemetry_for(kwargs)
         ensure_processor(kwargs.get("tracer_provider"))
         begin = _Begin(tel)
         sdk = self._sdk_tracing = SdkTracing(tel)
-        sdk.patch()
-        wrap_function_wrapper(_MODULE, "Messages.create", sync_wrapper(begin, _Finish(False), sdk, "anthropic"))
-        wrap_function_wrapper(_MODULE, "AsyncMessages.create", async_wrapper(begin, _Finish(True), sdk, "anthropic"))
-        wrap_function_wrapper(_MODULE, "Messages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), False))
-        wrap_function_wrapper(_MODULE, "AsyncMessages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), True))
+        # the SDK's own tracing is switched when its client module is imported (before any client exists)
+        patches.when_imported("anthropic._base_client", lambda _module, _patches: sdk.patch())
+        patches.wrap(_MODULE, "Messages.create", sync_wrapper(begin, _Finish(False), sdk, "anthropic"))
+        patches.wrap(_MODULE, "AsyncMessages.create", async_wrapper(begin, _Finish(True), sdk, "anthropic"))
+        patches.wrap(_MODULE, "Messages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), False))
+        patches.wrap(_MODULE, "AsyncMessages.stream", _stream_helper_wrapper(CallSite(begin, None, sdk, "anthropic"), True))
+        patches.start()  # patched when the application imports anthropic, not before
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        from anthropic.resources import messages
-
-        for cls in (messages.Messages, messages.AsyncMessages):
-            unwrap(cls, "create")
-            unwrap(cls, "stream")
-        sdk = getattr(self, "_sdk_tracing", None)
-        if sdk is not None:
-            sdk.unpatch()
+        self._patches.stop()
+        self._sdk_tracing.unpatch()

@@ -24,11 +24,10 @@ import contextvars
 from typing import Any, Collection
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
 from agentwatch import semconv as sc
 from agentwatch.runtime.api import ToolCall, capture_content, tool_call
+from agentwatch.runtime.instrumentors._on_import import ImportPatches
 from agentwatch.runtime.processor import ensure_processor
 from agentwatch.runtime.telemetry import report_internal_error
 
@@ -64,25 +63,16 @@ class LangChainInstrumentor(BaseInstrumentor):
         return ("langchain-core >= 0.3",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        base = importlib.import_module(_BASE)  # imported here so the entry point is harmless without LangChain
+        patches = self._patches = ImportPatches("langchain_core")  # ModuleNotFoundError without LangChain
         ensure_processor(kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_BASE, "BaseTool.run", _run)
-        wrap_function_wrapper(_BASE, "BaseTool.arun", _arun)
+        for method, wrapper in zip(_RUN_METHODS, (_run, _arun)):
+            patches.wrap(_BASE, method, wrapper)
         for helper in _ERROR_HANDLERS:
-            if callable(getattr(base, helper, None)):
-                wrap_function_wrapper(_BASE, helper, _handled_error)
+            patches.wrap(_BASE, helper, _handled_error)
+        patches.start()  # patched when the application imports langchain_core's tools, not before
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        base = importlib.import_module(_BASE)
-        unwrap(base.BaseTool, "run")
-        unwrap(base.BaseTool, "arun")
-        for helper in _ERROR_HANDLERS:
-            if hasattr(getattr(base, helper, None), "__wrapped__"):
-                unwrap(base, helper)
+        self._patches.stop()
 
 
 # --- wrappers ------------------------------------------------------------------------------------------

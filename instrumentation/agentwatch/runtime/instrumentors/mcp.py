@@ -23,17 +23,15 @@ conventions ask, so the call is counted once.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Collection
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import Status, StatusCode
-from wrapt import wrap_function_wrapper
 
 from agentwatch import semconv as sc
 from agentwatch.runtime.api import ToolCall, capture_content, tool_call
+from agentwatch.runtime.instrumentors._on_import import ImportPatches
 from agentwatch.runtime.processor import ensure_processor
 from agentwatch.runtime.telemetry import report_internal_error
 
@@ -56,27 +54,14 @@ class MCPInstrumentor(BaseInstrumentor):
         return ("mcp >= 1.0",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        import mcp  # noqa: F401 - imported here so the entry point is harmless without the SDK
-
+        patches = self._patches = ImportPatches("mcp")  # ModuleNotFoundError when the SDK is absent
         ensure_processor(kwargs.get("tracer_provider"))
-        for module, cls in _patchable():
-            wrap_function_wrapper(module, f"{cls}.call_tool", _call_tool)
+        for module, cls in _TARGETS:
+            patches.wrap(module, f"{cls}.call_tool", _call_tool)
+        patches.start()  # patched when the application imports the MCP client, not before
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for module, cls in _patchable():
-            unwrap(getattr(importlib.import_module(module), cls), "call_tool")
-
-
-def _patchable() -> list[tuple[str, str]]:
-    found = []
-    for module, cls in _TARGETS:
-        try:
-            owner = getattr(importlib.import_module(module), cls, None)
-        except ImportError:
-            continue
-        if owner is not None and callable(getattr(owner, "call_tool", None)):
-            found.append((module, cls))
-    return found
+        self._patches.stop()
 
 
 # --- the wrapper -------------------------------------------------------------------------------------

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any, Collection
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
 from agentwatch import semconv as sc
 from agentwatch.runtime.content import message_parts, reusable, text_part, tool_call_part
@@ -30,6 +28,7 @@ from agentwatch.runtime.instrumentors._inference import (
     token_count,
     watch_raw_stream,
 )
+from agentwatch.runtime.instrumentors._on_import import ImportPatches
 from agentwatch.pricing import TokenUsage
 from agentwatch.runtime.processor import ensure_processor
 from agentwatch.runtime.telemetry import telemetry_for
@@ -194,23 +193,18 @@ class OpenAIInstrumentor(BaseInstrumentor):
         return ("openai >= 1.66",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        import openai  # noqa: F401 - fails clearly when the SDK is absent
-
+        patches = self._patches = ImportPatches("openai")  # ModuleNotFoundError when the SDK is absent
         tel = telemetry_for(kwargs)
         ensure_processor(kwargs.get("tracer_provider"))
         for module, sync_cls, async_cls, kind in _TARGETS:
             operation = sc.OP_EMBEDDINGS if kind == "embeddings" else sc.OP_CHAT
             begin = _Begin(tel, operation, kind)
-            wrap_function_wrapper(module, f"{sync_cls}.create", sync_wrapper(begin, _Finish(kind, False), None, "openai"))
-            wrap_function_wrapper(module, f"{async_cls}.create", async_wrapper(begin, _Finish(kind, True), None, "openai"))
+            patches.wrap(module, f"{sync_cls}.create", sync_wrapper(begin, _Finish(kind, False), None, "openai"))
+            patches.wrap(module, f"{async_cls}.create", async_wrapper(begin, _Finish(kind, True), None, "openai"))
+        patches.start()  # patched when the application imports openai, not before
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        for module, sync_cls, async_cls, _kind in _TARGETS:
-            mod = importlib.import_module(module)
-            unwrap(getattr(mod, sync_cls), "create")
-            unwrap(getattr(mod, async_cls), "create")
+        self._patches.stop()
 
 
 class _Begin:

@@ -49,11 +49,10 @@ from typing import Any, Collection
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
 from agentwatch import semconv as sc
 from agentwatch.runtime.api import AgentRun, ToolCall, agent_run, capture_content, tool_call
+from agentwatch.runtime.instrumentors._on_import import ImportPatches
 from agentwatch.runtime.processor import ensure_processor
 from agentwatch.runtime.telemetry import report_internal_error
 
@@ -340,20 +339,6 @@ _TARGETS: tuple[tuple[str, str, Any], ...] = (
 )
 
 
-def _resolve(module_name: str, attribute: str) -> tuple[Any, str] | None:
-    """The object holding `attribute` (a module or a class) and the attribute's last name, if it exists."""
-    try:
-        owner: Any = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    *path, last = attribute.split(".")
-    for part in path:
-        owner = getattr(owner, part, None)
-        if owner is None:
-            return None
-    return (owner, last) if callable(getattr(owner, last, None)) else None
-
-
 class OpenAIAgentsInstrumentor(BaseInstrumentor):
     """Agent runs (with handoffs as nested runs) and function tools of the OpenAI Agents SDK."""
 
@@ -361,30 +346,25 @@ class OpenAIAgentsInstrumentor(BaseInstrumentor):
         return ("openai-agents >= 0.2",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        import agents  # noqa: F401 - fails clearly when the SDK is absent
-
+        patches = self._patches = ImportPatches("agents")  # ModuleNotFoundError when the SDK is absent
         ensure_processor(kwargs.get("tracer_provider"))
-        # Import every module first: some bind the others' functions by name at import time, and each
-        # binding is patched where the SDK looks it up.
-        for module_name in {module for module, _attr, _wrapper in _TARGETS}:
-            try:
-                importlib.import_module(module_name)
-            except ImportError:
-                pass
-        self._patched: list[tuple[Any, str]] = []
-        for module_name, attribute, wrapper in _TARGETS:
-            found = _resolve(module_name, attribute)
-            if found is None:
-                _log.info("agentwatch: openai-agents has no %s.%s; that part is not instrumented",
-                          module_name, attribute)
-                continue
-            owner, name = found
-            if getattr(getattr(owner, name), "_self_wrapper", None) is wrapper:
-                continue  # already ours (another instrumentor instance patched it and has not undone it)
-            wrap_function_wrapper(module_name, attribute, wrapper)
-            self._patched.append(found)
+        patches.when_imported("agents", _patch_seams)
+        patches.start()  # patched when the application imports the SDK, not before
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name in getattr(self, "_patched", ()):
-            unwrap(owner, name)
-        self._patched = []
+        self._patches.stop()
+
+
+def _patch_seams(_agents: Any, patches: ImportPatches) -> None:
+    """Runs once `agents` is imported. Every seam's module is imported first: some bind the others'
+    functions by name at import time, and each binding is patched where the SDK looks it up."""
+    for module_name in dict.fromkeys(module for module, _attr, _wrapper in _TARGETS):
+        try:
+            importlib.import_module(module_name)
+        except ImportError:
+            pass
+    for module_name, attribute, wrapper in _TARGETS:
+        if module_name in sys.modules:
+            patches.wrap_now(module_name, attribute, wrapper)
+        else:
+            _log.info("agentwatch: openai-agents has no %s.%s; that part is not instrumented", module_name, attribute)

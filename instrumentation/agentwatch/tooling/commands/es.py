@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import click
 
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.config import ConfigError, ElasticsearchSettings, elasticsearch_settings
 from agentwatch.tooling import elastic
@@ -23,21 +24,21 @@ from agentwatch.tooling.commands.common import fail
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--url, --namespace and the credential/TLS options shared by the Elasticsearch commands."""
     options = [
-        click.option("--url", envvar=sc.ENV_ES_URL, required=True, metavar="URL",
-                     help=f"Elasticsearch URL (default: ${sc.ENV_ES_URL}); e.g. --url https://es.example.com:9200."),
-        click.option("--namespace", envvar=sc.ENV_ES_NAMESPACE, default=sc.ES_DEFAULT_NAMESPACE,
+        click.option("--url", envvar=config.ENV_ES_URL, required=True, metavar="URL",
+                     help=f"Elasticsearch URL (default: ${config.ENV_ES_URL}); e.g. --url https://es.example.com:9200."),
+        click.option("--namespace", envvar=config.ENV_ES_NAMESPACE, default=sc.ES_DEFAULT_NAMESPACE,
                      show_default=True,
                      help="Data stream namespace: logs-agentwatch-<namespace>; e.g. --namespace prod."),
         click.option("--api-key-file", type=click.Path(dir_okay=False), metavar="PATH",
-                     help=f"File holding an encoded API key (default: ${sc.ENV_ES_API_KEY} or "
-                          f"${sc.ENV_ES_API_KEY_FILE})."),
-        click.option("--username", envvar=sc.ENV_ES_USERNAME, metavar="NAME",
-                     help=f"User for basic auth (default: ${sc.ENV_ES_USERNAME}); the password comes from "
-                          f"${sc.ENV_ES_PASSWORD}, ${sc.ENV_ES_PASSWORD_FILE} or --password-file."),
+                     help=f"File holding an encoded API key (default: ${config.ENV_ES_API_KEY} or "
+                          f"${config.ENV_ES_API_KEY_FILE})."),
+        click.option("--username", envvar=config.ENV_ES_USERNAME, metavar="NAME",
+                     help=f"User for basic auth (default: ${config.ENV_ES_USERNAME}); the password comes from "
+                          f"${config.ENV_ES_PASSWORD}, ${config.ENV_ES_PASSWORD_FILE} or --password-file."),
         click.option("--password-file", type=click.Path(dir_okay=False), metavar="PATH",
                      help="File holding the basic-auth password."),
         click.option("--ca-certs", type=click.Path(dir_okay=False), metavar="PATH",
-                     help=f"CA bundle to verify the cluster's certificate (default: ${sc.ENV_ES_CA_CERTS})."),
+                     help=f"CA bundle to verify the cluster's certificate (default: ${config.ENV_ES_CA_CERTS})."),
         click.option("--insecure", is_flag=True,
                      help="Do not verify the cluster's TLS certificate (not recommended)."),
     ]
@@ -121,7 +122,7 @@ def es_setup(client: Any, settings: ElasticsearchSettings, retention_days: int) 
 
 
 @es.command("collector-config")
-@click.option("--namespace", envvar=sc.ENV_ES_NAMESPACE, default=sc.ES_DEFAULT_NAMESPACE, show_default=True,
+@click.option("--namespace", envvar=config.ENV_ES_NAMESPACE, default=sc.ES_DEFAULT_NAMESPACE, show_default=True,
               help="Data stream namespace; e.g. --namespace prod.")
 def es_collector_config(namespace: str) -> None:
     """Print the OpenTelemetry Collector settings that write the same data stream and fields.

@@ -18,8 +18,8 @@ from typing import IO, Any, Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from agentwatch import config
 from agentwatch import semconv as sc
-from agentwatch import thresholds
 from agentwatch.tooling.demo.output import plural
 from agentwatch.tooling.demo.plan import Plan
 from agentwatch.tooling.demo.results import DemoError
@@ -118,7 +118,7 @@ def _child_env(agent: AgentProcess, endpoint: str | None) -> dict[str, str]:
             if endpoint and key.startswith("OTEL_EXPORTER_OTLP_"):
                 env[key] = value
             continue
-        if key.startswith("AGENTWATCH_") and key not in (sc.ENV_PRICES_FILE, thresholds.ENV_THRESHOLDS_FILE):
+        if key.startswith("AGENTWATCH_") and key not in (config.ENV_PRICES_FILE, config.ENV_THRESHOLDS_FILE):
             continue  # the prices and thresholds (its bucket boundaries) are the user's; the rest is the demo's
         env[key] = value
     env.update({
@@ -126,7 +126,7 @@ def _child_env(agent: AgentProcess, endpoint: str | None) -> dict[str, str]:
         "OTEL_METRICS_EXPORTER": "prometheus",
         "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
         "OTEL_EXPORTER_PROMETHEUS_PORT": str(agent.port),
-        sc.ENV_JSON_LOGS: str(agent.log_file),
+        config.ENV_JSON_LOGS: str(agent.log_file),
         "ANTHROPIC_OPEN_TELEMETRY": "false",
     })
     if endpoint:

@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 from rich.console import Console
 
-from agentwatch import semconv as sc
+from agentwatch import config
 from agentwatch import thresholds
 from agentwatch.pricing import PriceBook, PricingConfigError
 from agentwatch.thresholds import Thresholds
@@ -119,19 +119,19 @@ def run_demo(
             table = thresholds.current()
         except thresholds.ThresholdsError as exc:
             raise DemoError(str(exc)) from None
-    prices_file = os.environ.get(sc.ENV_PRICES_FILE)
+    prices_file = config.prices_file()
     if prices_file:  # the agents would only log it and price with the bundled data: say it now, once
         try:
             PriceBook(prices_file)
         except PricingConfigError as exc:
-            raise DemoError(f"{sc.ENV_PRICES_FILE}: {' '.join(str(exc).split())}") from None
+            raise DemoError(f"{config.ENV_PRICES_FILE}: {' '.join(str(exc).split())}") from None
     if timeout is None:
         timeout = 600.0 + (plan.duration or 0.0)
 
     console = console or make_console()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    endpoint = (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip() or None
+    endpoint = config.otlp_endpoint()
     team = [
         AgentProcess(
             name=name, index=i, port=prometheus_port + i,

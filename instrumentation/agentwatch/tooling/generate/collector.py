@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwatch.tooling import elastic
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.tooling.generate import _yaml
 from agentwatch.thresholds import Thresholds, ThresholdsError
@@ -70,11 +71,11 @@ ENV_REMOTE_WRITE_URL = "AGENTWATCH_REMOTE_WRITE_URL"
 ENV_REMOTE_WRITE_TENANT = "AGENTWATCH_REMOTE_WRITE_TENANT"
 ENV_CLUSTER = "AGENTWATCH_CLUSTER"
 # Elasticsearch: the same variables `agentwatch es setup` and the agent's own log handler read.
-ENV_ES_URL = sc.ENV_ES_URL
-ENV_ES_USERNAME = sc.ENV_ES_USERNAME
-ENV_ES_PASSWORD = sc.ENV_ES_PASSWORD
-ENV_ES_API_KEY = sc.ENV_ES_API_KEY
-ENV_ES_CA_CERTS = sc.ENV_ES_CA_CERTS
+ENV_ES_URL = config.ENV_ES_URL
+ENV_ES_USERNAME = config.ENV_ES_USERNAME
+ENV_ES_PASSWORD = config.ENV_ES_PASSWORD
+ENV_ES_API_KEY = config.ENV_ES_API_KEY
+ENV_ES_CA_CERTS = config.ENV_ES_CA_CERTS
 
 DEFAULT_TRACES_ENDPOINT = f"jaeger:{OTLP_GRPC_PORT}"
 DEFAULT_ES_URL = "http://elasticsearch:9200"
@@ -375,10 +376,10 @@ def artifacts(table: Thresholds) -> dict[str, str]:
     """Every file this generator owns, by path relative to the output directory."""
     source = " + ".join(Path(s).name for s in table.source.split(" + "))
     out = {}
-    for rel, config in configs(table).items():
+    for rel, document in configs(table).items():
         role, names = _ROLES[rel]
         header = _HEADER.format(source=source, version=OTELCOL_VERSION, image=OTELCOL_IMAGE,
                                 role=role.format(prom=PROMETHEUS_PORT),
                                 env="\n".join(f"  {name}: {_ENV_DOCS[name]}" for name in names))
-        out[rel] = _yaml.dump(config, header)
+        out[rel] = _yaml.dump(document, header)
     return out

@@ -4,7 +4,8 @@
                                        "collector/internal/prices/prices_gen.json": "...",
                                        "collector/internal/prices/testdata/parity_gen.json": "..."}
 
-* `semconv_gen.go`: every name, unit, bucket list and operation set of `agentwatch.semconv` as Go constants
+* `semconv_gen.go`: every name, unit, bucket list and operation set of `agentwatch.semconv` (and the
+  environment variables' names of `agentwatch.config`) as Go constants
   and variables, plus the threshold-driven histogram boundaries (`thresholds.with_boundaries`, exactly as the
   Python `_AgentInstruments` builds them) and the model-label limit. The Go code spells no name by hand.
 * `prices_gen.json` (embedded in the Go binary): the genai-prices data the Python `PriceBook` reads, turned
@@ -28,6 +29,7 @@ from datetime import datetime, time
 from typing import Any
 
 from agentwatch import pricing
+from agentwatch import config
 from agentwatch import semconv as sc
 from agentwatch.config import DEFAULT_MODEL_LABEL_LIMIT
 from agentwatch.thresholds import Thresholds, with_boundaries
@@ -87,10 +89,13 @@ def semconv_go(table: Thresholds) -> str:
     number_lists: list[tuple[str, tuple[float, ...]]] = []
     numbers: list[tuple[str, int]] = []
     maps: list[tuple[str, dict[str, str]]] = []
-    for name in dir(sc):
+    names = {name: getattr(sc, name) for name in dir(sc)}
+    # the environment variables' names live in config.py (every variable agentwatch reads is read there)
+    names.update((name, getattr(config, name)) for name in dir(config)
+                 if name.startswith("ENV_") and isinstance(getattr(config, name), str))
+    for name, value in sorted(names.items()):
         if not name.isupper() or name.startswith("_"):
             continue
-        value = getattr(sc, name)
         if isinstance(value, str):
             strings.append((name, value))
         elif isinstance(value, bool):

@@ -13,7 +13,6 @@ line that says what to do; the token never appears in a message.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import urllib.error
 import urllib.request
@@ -21,9 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from agentwatch import config
 from agentwatch.tooling import urls
 
-ENV_TOKEN = "GRAFANA_API_TOKEN"
+ENV_TOKEN = config.ENV_GRAFANA_API_TOKEN
 PUSH_MESSAGE = "agentwatch dashboards push"
 TIMEOUT = 15.0
 
@@ -42,7 +42,7 @@ def read_token(token_file: str | None) -> str:
         if not token:
             raise GrafanaError(f"the token file {token_file} is empty")
         return token
-    token = os.environ.get(ENV_TOKEN, "").strip()
+    token = config.grafana_token()
     if not token:
         raise GrafanaError(f"no Grafana API token: set {ENV_TOKEN} or pass --token-file FILE "
                            "(a service account token with the Editor role)")

@@ -4,17 +4,18 @@ stack's errors (each a one-line message)."""
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import socket
 from typing import Sequence
+
+from agentwatch import config
 
 HOST = "127.0.0.1"
 
 # component -> (environment variable, binary names tried on PATH, Debian package)
 _BINARIES = {
-    "prometheus": ("AGENTWATCH_PROMETHEUS_BIN", ("prometheus",), "prometheus"),
-    "alertmanager": ("AGENTWATCH_ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager"),
+    "prometheus": (config.ENV_PROMETHEUS_BIN, ("prometheus",), "prometheus"),
+    "alertmanager": (config.ENV_ALERTMANAGER_BIN, ("prometheus-alertmanager", "alertmanager"),
                      "prometheus-alertmanager"),
 }
 
@@ -34,7 +35,7 @@ class PortInUse(StackError):
 def find_binary(component: str) -> str:
     """The path of the component's binary; BinaryMissing says which package to install."""
     env, names, package = _BINARIES[component]
-    override = os.environ.get(env, "").strip()
+    override = config.binary_override(env)
     if override:
         path = shutil.which(override)
         if path is None:
