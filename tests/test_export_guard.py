@@ -32,6 +32,8 @@ from agentwatch.runtime.export_guard import ExportGuard
 from support.bad_collectors import HangingCollector, StatusCollector, refusing_endpoint
 from support.otlp_receiver import OtlpReceiver
 
+TEST_LAYER = "e2e"  # runs agents in subprocesses
+
 AGENT = Path(__file__).parent / "agents" / "exit_agent.py"
 BIN = Path(sys.executable).parent
 # On top of each bound: an instrumented interpreter's own teardown (~0.4 s more than plain here) and the noise

@@ -25,6 +25,8 @@ import wrapt
 
 from agentwatch.runtime.instrumentors._on_import import ImportPatches
 
+TEST_LAYER = "e2e"  # runs agents in subprocesses
+
 BIN = Path(sys.executable).parent
 # What the other instrumentors could patch, and what agentwatch itself loads on first use only.
 NOT_BEFORE_USE = ("anthropic", "mcp", "mcp_types", "agents", "langchain_core", "langsmith", "genai_prices", "yaml")
