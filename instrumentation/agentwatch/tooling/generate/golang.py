@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from datetime import datetime, time
 from typing import Any
 
@@ -129,7 +130,8 @@ def semconv_go(table: Thresholds) -> str:
     for name, values in number_lists:
         lines.append(f"var {go_name(name)} = []float64{{{', '.join(_go_number(v) for v in values)}}}")
     lines.append("")
-    lines.append(f"// Histogram boundaries with every threshold value as a boundary ({table.source}),")
+    source = " + ".join(Path(part).name for part in table.source.split(" + "))  # file names: no machine's paths
+    lines.append(f"// Histogram boundaries with every threshold value as a boundary ({source}),")
     lines.append("// exactly as the Python package's agent instruments use them.")
     boundaries = {
         "InvokeAgentDurationBoundaries": with_boundaries(sc.INVOKE_AGENT_DURATION_BUCKETS, table["p99_latency"].value),
