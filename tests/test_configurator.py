@@ -20,7 +20,7 @@ from agentwatch.runtime import distro
 from agentwatch.runtime.export_guard import ExportGuard, GuardedSession
 from support.otlp_receiver import OtlpReceiver
 
-TEST_LAYER = "e2e"  # starts agents under opentelemetry-instrument
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
@@ -58,6 +58,7 @@ def test_init_marks_the_resource_it_builds(stub):
         assert {s.resource_attributes["service.name"] for s in spans} == {"exit-agent"}
 
 
+@pytest.mark.unit
 def test_guarded_sessions_only_for_otlp_http_and_never_over_a_credential_provider(monkeypatch):
     for name in list(os.environ):
         if name.startswith("OTEL_"):

@@ -32,7 +32,7 @@ from agentwatch.runtime.export_guard import ExportGuard
 from support.bad_collectors import HangingCollector, StatusCollector, refusing_endpoint
 from support.otlp_receiver import OtlpReceiver
 
-TEST_LAYER = "e2e"  # runs agents in subprocesses
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
 
 AGENT = Path(__file__).parent / "agents" / "exit_agent.py"
 BIN = Path(sys.executable).parent
@@ -141,6 +141,7 @@ def exporter(guard: ExportGuard, endpoint: str, timeout: float = 5.0) -> OTLPSpa
     return OTLPSpanExporter(endpoint=endpoint + "/v1/traces", timeout=timeout, session=guard.session())
 
 
+@pytest.mark.unit
 def test_healthy_collector_sees_every_request(spans):
     guard = ExportGuard(exit_timeout=5)
     with OtlpReceiver() as receiver:
@@ -150,6 +151,7 @@ def test_healthy_collector_sees_every_request(spans):
     assert guard.dropped == {}
 
 
+@pytest.mark.unit
 def test_refused_export_ends_at_once_and_counts(spans, caplog):
     guard = ExportGuard(exit_timeout=5)
     endpoint = refusing_endpoint()
@@ -166,6 +168,7 @@ def test_refused_export_ends_at_once_and_counts(spans, caplog):
     assert line == f"agentwatch: 2 telemetry export batches dropped (traces 2): the collector at {endpoint} refused the connection"
 
 
+@pytest.mark.unit
 def test_hanging_collector_is_asked_once_then_again_after_retry_after(spans, monkeypatch):
     monkeypatch.setattr(export_guard, "RETRY_AFTER_S", 0.5)
     guard = ExportGuard(exit_timeout=5)
@@ -181,6 +184,7 @@ def test_hanging_collector_is_asked_once_then_again_after_retry_after(spans, mon
     assert guard.dropped == {"traces": 3}
 
 
+@pytest.mark.unit
 def test_retry_later_is_retried_while_running_but_not_at_exit(spans):
     guard = ExportGuard(exit_timeout=5)
     with StatusCollector(503) as collector:
@@ -195,6 +199,7 @@ def test_retry_later_is_retried_while_running_but_not_at_exit(spans):
     assert guard.dropped == {"traces": 1}
 
 
+@pytest.mark.unit
 def test_exit_budget_spent_sends_nothing(spans):
     guard = ExportGuard(exit_timeout=0.2)
     with OtlpReceiver() as receiver:
@@ -205,6 +210,7 @@ def test_exit_budget_spent_sends_nothing(spans):
     assert guard.dropped == {"traces": 1}
 
 
+@pytest.mark.unit
 def test_dropped_batches_are_reported_at_most_once_a_minute_while_running(spans, monkeypatch, caplog):
     monkeypatch.setattr(export_guard, "REPORT_EVERY_S", 0.3)
     guard = ExportGuard(exit_timeout=5)
@@ -223,12 +229,14 @@ def test_dropped_batches_are_reported_at_most_once_a_minute_while_running(spans,
     assert guard.dropped == {"traces": 4}
 
 
+@pytest.mark.unit
 def test_signal_and_endpoint_from_the_url():
     assert export_guard._signal("http://c:4318/v1/metrics") == "metrics"
     assert export_guard._signal("http://c:4318/custom/path") == "other"
     assert export_guard._endpoint("https://user:secret@c.example:4318/v1/logs") == "https://c.example:4318"
 
 
+@pytest.mark.unit
 def test_exit_shuts_the_providers_down_once_in_data_order_within_the_budget():
     calls = []
 

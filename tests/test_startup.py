@@ -25,7 +25,7 @@ import wrapt
 
 from agentwatch.runtime.instrumentors._on_import import ImportPatches
 
-TEST_LAYER = "e2e"  # runs agents in subprocesses
+TEST_LAYER = "e2e"  # every test here is e2e unless marked otherwise (conftest.py)
 
 BIN = Path(sys.executable).parent
 # What the other instrumentors could patch, and what agentwatch itself loads on first use only.
@@ -205,6 +205,7 @@ def plus_one(wrapped, instance, args, kwargs):
     return wrapped(*args, **kwargs) + 1
 
 
+@pytest.mark.unit
 def test_patches_apply_when_the_module_is_imported(library):
     patches = ImportPatches(library)
     patches.wrap(f"{library}.client", "Client.send", plus_one)
@@ -216,6 +217,7 @@ def test_patches_apply_when_the_module_is_imported(library):
     assert client.Client().send(2) == 4 and not isinstance(vars(client.Client)["send"], wrapt.FunctionWrapper)
 
 
+@pytest.mark.unit
 def test_stop_before_the_import_leaves_the_library_untouched(library):
     patches = ImportPatches(library)
     patches.wrap(f"{library}.client", "Client.send", plus_one)
@@ -225,6 +227,7 @@ def test_stop_before_the_import_leaves_the_library_untouched(library):
     assert client.Client().send(2) == 4
 
 
+@pytest.mark.unit
 def test_start_after_the_import_patches_at_once_and_restarting_does_not_wrap_twice(library):
     client = __import__(f"{library}.client", fromlist=["Client"])
     for _ in range(2):  # instrument, uninstrument, instrument again
@@ -243,6 +246,7 @@ def test_start_after_the_import_patches_at_once_and_restarting_does_not_wrap_twi
     second.stop()
 
 
+@pytest.mark.unit
 def test_a_missing_attribute_is_skipped_and_logged(library, caplog):
     patches = ImportPatches(library)
     patches.wrap(f"{library}.client", "Client.gone", plus_one)
@@ -255,6 +259,7 @@ def test_a_missing_attribute_is_skipped_and_logged(library, caplog):
     patches.stop()
 
 
+@pytest.mark.unit
 def test_a_failing_hook_never_breaks_the_applications_import(library, monkeypatch):
     reported = []
     monkeypatch.setattr("agentwatch.runtime.telemetry.report_internal_error", reported.append)
@@ -270,6 +275,7 @@ def test_a_failing_hook_never_breaks_the_applications_import(library, monkeypatc
     assert reported == [f"patch {library}.client"]
 
 
+@pytest.mark.unit
 def test_a_library_that_is_not_installed_is_reported_without_importing_anything():
     with pytest.raises(ModuleNotFoundError):
         ImportPatches("agentwatch_no_such_library")

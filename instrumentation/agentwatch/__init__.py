@@ -35,7 +35,9 @@ def init(
 
     Providers the application (or `opentelemetry-instrument`) already set are kept as they are; only the
     missing ones are created: OTLP/HTTP export when `otlp_endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT` is
-    given, console export with `console=True`, a Prometheus endpoint with `prometheus_port`.
+    given, console export with `console=True`, a Prometheus endpoint with `prometheus_port`. A collector that
+    is down never holds the agent: exports to it end at once, and at exit (or `shutdown()`) the providers
+    created here flush within AGENTWATCH_EXIT_TIMEOUT_SECONDS, reporting dropped batches in one log line.
 
     `elasticsearch_url` (or `AGENTWATCH_ES_URL`) also sends every log record to the data stream
     `logs-agentwatch-<namespace>` from a background thread. `elasticsearch_options` may set `namespace`,
